@@ -1,0 +1,1 @@
+"""Text games: one game (`TextGame`), many games in worker processes (`EnvPool`), game files."""
