@@ -1,0 +1,1 @@
+"""Lightning callbacks for priorzero-pl: one concern per file."""

@@ -1,0 +1,1 @@
+"""The streaming collection DataModule."""

@@ -1,0 +1,1 @@
+"""Embedded default assets, built locally (no downloads): the tiny LM."""
