@@ -1,0 +1,192 @@
+"""`PriorZeroModule`: the world model and the LLM policy, trained by one optimizer."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import grad_norm
+from torchmetrics import MeanMetric
+
+from priorzero_pl.agent import Agent
+from priorzero_pl.assets.embedded import EMBEDDED, embedded_llm
+from priorzero_pl.buffer import WorldModelBatch
+from priorzero_pl.config import LLMConfig, OptimConfig
+from priorzero_pl.evaluation import play_episodes
+from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
+from priorzero_pl.models import WorldModel, WorldModelConfig
+from priorzero_pl.models.llm import load_llm
+from priorzero_pl.objectives.distillation import distillation_loss
+from priorzero_pl.objectives.objective import CandidateBatch, LLMObjective
+from priorzero_pl.prior import FallbackPrior, PriorConfig, PromptBuilder, build_prior
+from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+
+
+class PriorZeroModule(L.LightningModule):
+    """World model + LLM policy.
+
+    Every training step optimises the world model on replayed unrolls (value, reward, policy vs
+    MCTS visits, latent consistency) and, unless switched off, distils the visit policy into the
+    LLM. Callbacks add further LLM objectives (RFT, PPO) by queueing ``(objective, batch)`` pairs:
+    the module applies one per step inside the same loss, so there is one ``backward`` and one
+    optimizer (which DeepSpeed requires).
+
+    Args:
+        llm: the LLM policy (local HF model path or ``embedded``) and its training switches.
+        world_model: world-model architecture and loss weights.
+        mcts: search settings used for collection and evaluation.
+        prior: how the LLM prior is served and prompted.
+        optim: learning rates and weight decay.
+        prior_weight_schedule: anneals the ``mixture`` weight of the LLM prior over training steps
+            (``None``: ``mcts.prior_weight`` throughout).
+        eval_seed: seed of the greedy evaluation episodes played by ``validate``.
+    """
+
+    def __init__(
+        self,
+        llm: LLMConfig = LLMConfig(),
+        world_model: WorldModelConfig = WorldModelConfig(),
+        mcts: MCTSConfig = MCTSConfig(),
+        prior: PriorConfig = PriorConfig(),
+        optim: OptimConfig = OptimConfig(),
+        prior_weight_schedule: PriorWeightSchedule | None = None,
+        eval_seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.llm_config, self.mcts_config, self.prior_config, self.optim_config = llm, mcts, prior, optim
+        self.eval_seed = eval_seed
+        self.prior_weight_schedule = prior_weight_schedule
+        self.llm_path = str(embedded_llm() if llm.path == EMBEDDED else llm.path)
+        self.llm, self.tokenizer = load_llm(self.llm_path)
+        if llm.gradient_checkpointing:
+            self.llm.gradient_checkpointing_enable()
+        self.llm.requires_grad_(llm.train)
+        self.world_model = WorldModel(world_model)
+        self.prompt_builder = PromptBuilder(
+            self.tokenizer,
+            history_len=prior.history_len,
+            max_observation_chars=prior.max_observation_chars,
+            use_chat_template=prior.use_chat_template,
+        )
+        self.prior: FallbackPrior | None = None
+        self.llm_updates = 0
+        self._llm_queue: deque[tuple[LLMObjective, CandidateBatch]] = deque()
+        self.eval_score = MeanMetric()
+        self.eval_normalized_score = MeanMetric()
+        self.eval_episode_length = MeanMetric()
+
+    # --------------------------------------------------------------- acting
+    def setup(self, stage: str) -> None:
+        if self.prior is None:
+            self.prior = build_prior(self.prior_config, self.llm, self.tokenizer, model_path=self.llm_path)
+
+    def teardown(self, stage: str) -> None:
+        if self.prior is not None:
+            self.prior.close()
+            self.prior = None
+
+    def agent(self) -> Agent:
+        """The acting agent over the current weights (no copies: updates show up at once)."""
+        if self.prior is None:
+            self.setup("fit")
+        return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config)
+
+    def prior_weight(self) -> float | None:
+        """Mixture weight of the LLM prior at the current step (None: the MCTS config's own)."""
+        return None if self.prior_weight_schedule is None else self.prior_weight_schedule(self.global_step)
+
+    # ------------------------------------------------------------ LLM policy
+    def policy_logprobs(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+        """The LLM policy: differentiable log-probs normalised over each candidate list, scored
+        exactly as the prior scores them (same prompt, same length normalisation, temperature)."""
+        raw = candidate_logprobs(
+            self.llm, self.tokenizer, prompts, candidates, length_normalise=self.prior_config.length_normalise
+        )
+        return [normalise_scores(r, self.prior_config.temperature) for r in raw]
+
+    def enqueue_llm_objective(self, objective: LLMObjective, batch: CandidateBatch) -> None:
+        """Schedule one LLM objective minibatch; the next training step applies it."""
+        if not self.llm_config.train:
+            raise RuntimeError(f"{objective.name} was scheduled but model.llm.train is false: enable it or drop the callback")
+        self._llm_queue.append((objective, batch))
+
+    @property
+    def llm_queue_size(self) -> int:
+        return len(self._llm_queue)
+
+    # ------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        wm_batch: WorldModelBatch = batch["world_model"]
+        loss, terms = self.world_model.loss(wm_batch)
+        bs = len(wm_batch.observations)
+        self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
+        llm_loss = self._llm_losses(wm_batch)
+        if llm_loss is not None:
+            loss = loss + llm_loss
+        if "collect" in batch:
+            self.log_dict({f"collect/{k}": float(v) for k, v in batch["collect"].items()}, batch_size=1)
+        if self.prior is not None:
+            self.log_dict({f"prior/{k}": float(v) for k, v in self.prior.metrics().items()}, batch_size=1)
+        for group in self.trainer.optimizers[0].param_groups:
+            self.log(f"lr/{group['name']}", group["lr"], batch_size=1)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        return loss
+
+    def _llm_losses(self, wm_batch: WorldModelBatch) -> torch.Tensor | None:
+        """Distillation (every step when its weight is > 0) plus one queued objective, if any."""
+        if not self.llm_config.train:
+            return None
+        total: torch.Tensor | None = None
+        if self.llm_config.distill_weight > 0:
+            n = min(self.llm_config.distill_max_roots, len(wm_batch.root_prompts))
+            candidates = [wm_batch.candidates[b][0] for b in range(n)]
+            targets = [wm_batch.target_policy[b, 0, : len(c)] for b, c in enumerate(candidates)]
+            distill = distillation_loss(self.policy_logprobs(wm_batch.root_prompts[:n], candidates), targets)
+            self.log("llm/distill_loss", distill.detach(), batch_size=n)
+            total = self.llm_config.distill_weight * distill
+        if self._llm_queue:
+            objective, batch = self._llm_queue.popleft()
+            objective_loss, metrics = objective.loss(self.policy_logprobs, batch)
+            self.log_dict({f"llm/{k}": v.detach() if torch.is_tensor(v) else v for k, v in metrics.items()}, batch_size=len(batch))
+            total = objective_loss if total is None else total + objective_loss
+        if total is not None:
+            self.llm_updates += 1
+            self.log("llm/updates", float(self.llm_updates), batch_size=1)
+        return total
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Gradient norms per model: the first place to look when a run diverges."""
+        self.log_dict({f"grad_norm/world_model_{k}": v for k, v in grad_norm(self.world_model, 2).items() if k.endswith("total")})
+        if self.llm_config.train:
+            self.log_dict({f"grad_norm/llm_{k}": v for k, v in grad_norm(self.llm, 2).items() if k.endswith("total")})
+
+    # ----------------------------------------------------------- evaluation
+    def validation_step(self, episodes: int, batch_idx: int) -> None:
+        """Play ``episodes`` greedy episodes with the training agent (world model + prior)."""
+        for result in play_episodes(self, episodes=int(episodes), mode="world_model+prior", seed=self.eval_seed):
+            self.eval_score.update(result.score)
+            self.eval_normalized_score.update(result.normalized_score)
+            self.eval_episode_length.update(result.length)
+        self.log("eval/score", self.eval_score, batch_size=1)
+        self.log("eval/normalized_score", self.eval_normalized_score, prog_bar=True, batch_size=1)
+        self.log("eval/episode_length", self.eval_episode_length, batch_size=1)
+
+    # ----------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = [{"name": "world_model", "params": list(self.world_model.parameters()), "lr": self.optim_config.world_model_lr}]
+        if self.llm_config.train:
+            groups.append({"name": "llm", "params": [p for p in self.llm.parameters() if p.requires_grad], "lr": self.optim_config.llm_lr})
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.optim_config.weight_decay)
+        warmup = self.optim_config.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["priorzero"] = {"llm_updates": self.llm_updates}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.llm_updates = int(checkpoint.get("priorzero", {}).get("llm_updates", 0))

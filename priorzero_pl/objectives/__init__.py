@@ -1,0 +1,1 @@
+"""LLM training objectives: pure loss functions the module applies when callbacks schedule them."""
