@@ -121,7 +121,6 @@ class PriorZeroDataModule(L.LightningDataModule):
             raise PriorZeroInputError("data.temperature_start / temperature_end must be >= 0 (0 = greedy)")
         self.save_hyperparameters()
         self.game = game
-        self.games_dir = games_dir
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.batch_size = batch_size
@@ -138,7 +137,8 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.episodes = 0
         self.collector_failures = 0
         self.consecutive_failures = 0
-        self.game_path: str | None = None
+        # Resolved now so that a bad path fails before any model is loaded.
+        self.game_path: str | None = None if game == EMBEDDED else str(resolve_game(game, games_dir))
         self.env_pool: EnvPool | None = None
         self.collector: Collector | None = None
 
@@ -149,7 +149,8 @@ class PriorZeroDataModule(L.LightningDataModule):
             embedded_game()
 
     def setup(self, stage: str) -> None:
-        self.game_path = str(embedded_game() if self.game == EMBEDDED else resolve_game(self.game, self.games_dir))
+        if self.game_path is None:
+            self.game_path = str(embedded_game())
 
     def game_kwargs(self) -> dict[str, Any]:
         """How every `TextGame` of this run is built (collection and evaluation)."""
@@ -157,7 +158,7 @@ class PriorZeroDataModule(L.LightningDataModule):
 
     def _ensure_collector(self) -> Collector:
         if self.collector is None:
-            rank = self.trainer.global_rank if self._trainer is not None else 0
+            rank = self.trainer.global_rank if self.trainer is not None else 0
             seed = self.seed + 1000 * rank
             self.env_pool = EnvPool(self.game_path, self.num_envs, seed=seed, **self.game_kwargs())
             self.collector = Collector(self.env_pool, self.buffer, game=self.game_path, seed=seed)

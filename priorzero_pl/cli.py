@@ -38,7 +38,7 @@ def main(args: Sequence[str] | None = None) -> None:
 
             run_demo(argv[1:])
         else:
-            build_cli(argv)
+            build_cli(None if args is None else argv)
     except PriorZeroInputError as err:
         print(f"priorzero: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -64,6 +64,7 @@ class PriorZeroModule(L.LightningModule):
         if llm.gradient_checkpointing:
             self.llm.gradient_checkpointing_enable()
         self.llm.requires_grad_(llm.train)
+        self.llm.train(llm.train)  # from_pretrained returns eval mode; Lightning keeps submodule modes
         self.world_model = WorldModel(world_model)
         self.prompt_builder = PromptBuilder(
             self.tokenizer,

@@ -103,7 +103,8 @@ class GameSegment:
         for name in _STEP_FIELDS:
             if len(getattr(self, name)) != length:
                 raise PriorZeroInputError(
-                    f"GameSegment({self.game!r}): {name} has {len(getattr(self, name))} steps, observations have {length}"
+                    f"GameSegment({self.game!r}): {name} has {len(getattr(self, name))} steps, "
+                    f"observations have {length}"
                 )
         for t in range(length):
             count = len(self.candidates[t])
@@ -125,7 +126,8 @@ class GameSegment:
         state: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            state[f.name] = [array.tolist() for array in value] if f.name in ("visit_policies", "prior_logprobs") else value
+            is_array_list = f.name in ("visit_policies", "prior_logprobs")
+            state[f.name] = [array.tolist() for array in value] if is_array_list else value
         return state
 
     @classmethod

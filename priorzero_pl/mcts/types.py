@@ -43,7 +43,9 @@ class SearchModel(Protocol):
     ) -> tuple[ModelOutput, object]: ...
 
     def recurrent_inference(self, latent: torch.Tensor, actions: torch.Tensor, context: object) -> ModelOutput:
-        """``latent`` ``[B, D]``, ``actions`` ``[B]`` long candidate indices -> next node's output."""
+        """``latent`` ``[B, D]``, ``actions`` ``[B]`` long candidate indices -> next node's output.
+
+        Both are read-only: on the CPU ``actions`` is a view of the search tree's own array."""
         ...
 
 

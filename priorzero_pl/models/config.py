@@ -39,11 +39,14 @@ class WorldModelConfig:
     for observations and actions instead of the hashed-token encoders. None: hashed encoders."""
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "embed_dim", "max_observation_tokens", "max_action_tokens", "num_layers", "num_heads", "support_size"):
+        positive = ("latent_dim", "embed_dim", "max_observation_tokens", "max_action_tokens", "num_layers", "num_heads")
+        for name in (*positive, "support_size"):
             if getattr(self, name) < 1:
                 raise PriorZeroInputError(f"WorldModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.vocab_size < 3:
-            raise PriorZeroInputError(f"WorldModelConfig.vocab_size must be >= 3 (2 reserved ids), got {self.vocab_size}")
+            raise PriorZeroInputError(
+                f"WorldModelConfig.vocab_size must be >= 3 (2 reserved ids), got {self.vocab_size}"
+            )
         for name in ("embed_dim", "latent_dim"):
             if getattr(self, name) % self.num_heads:
                 raise PriorZeroInputError(

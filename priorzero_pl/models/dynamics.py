@@ -18,7 +18,9 @@ class LatentDynamics(nn.Module):
     compares them).
     """
 
-    def __init__(self, latent_dim: int, action_dim: int, *, num_layers: int, num_heads: int, dropout: float, support_size: int) -> None:
+    def __init__(
+        self, latent_dim: int, action_dim: int, *, num_layers: int, num_heads: int, dropout: float, support_size: int
+    ) -> None:
         super().__init__()
         self.action_in = nn.Linear(action_dim, latent_dim)
         self.token_type = nn.Parameter(torch.zeros(2, latent_dim))
@@ -29,7 +31,10 @@ class LatentDynamics(nn.Module):
         self.latent_out = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, latent_dim))
         self.latent_norm = nn.LayerNorm(latent_dim)
         self.reward_head = nn.Sequential(
-            nn.LayerNorm(2 * latent_dim), nn.Linear(2 * latent_dim, latent_dim), nn.GELU(), nn.Linear(latent_dim, 2 * support_size + 1)
+            nn.LayerNorm(2 * latent_dim),
+            nn.Linear(2 * latent_dim, latent_dim),
+            nn.GELU(),
+            nn.Linear(latent_dim, 2 * support_size + 1),
         )
 
     def forward(self, latent: torch.Tensor, action_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

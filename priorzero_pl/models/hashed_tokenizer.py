@@ -72,7 +72,7 @@ class HashedTokenizer:
         cut = sum(len(row) > max_tokens for row in rows)
         if cut:
             if self.num_truncated == 0:
-                log.warning("text longer than %d tokens cut to its first %d (counted in num_truncated)", max_tokens, max_tokens)
+                log.warning("text longer than %d tokens cut to them (counted in num_truncated)", max_tokens)
             self.num_truncated += cut
         length = 1 + min(max_tokens, max((len(row) for row in rows), default=0))
         # One tensor construction from padded python rows: far cheaper than per-row copies.

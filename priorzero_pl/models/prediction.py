@@ -17,7 +17,9 @@ class PredictionHeads(nn.Module):
 
     def __init__(self, latent_dim: int, action_dim: int, support_size: int) -> None:
         super().__init__()
-        self.value = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.GELU(), nn.Linear(latent_dim, 2 * support_size + 1))
+        self.value = nn.Sequential(
+            nn.Linear(latent_dim, latent_dim), nn.GELU(), nn.Linear(latent_dim, 2 * support_size + 1)
+        )
         self.query = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.GELU(), nn.Linear(latent_dim, action_dim))
         self.scale = 1.0 / math.sqrt(action_dim)
 

@@ -83,7 +83,9 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, object]:
 
     directory = Path(path)
     if not (directory / "config.json").is_file():
-        raise PriorZeroInputError(f"pretrained encoder path {directory} is not a Hugging Face model directory (no config.json)")
+        raise PriorZeroInputError(
+            f"pretrained encoder path {directory} is not a Hugging Face model directory (no config.json)"
+        )
     try:
         return AutoModel.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as error:

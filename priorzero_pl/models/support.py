@@ -51,7 +51,9 @@ def scalar_to_support(x: torch.Tensor, support_size: int) -> torch.Tensor:
 def support_to_scalar(logits: torch.Tensor, support_size: int) -> torch.Tensor:
     """Decode categorical logits ``[..., 2S + 1]`` to scalars ``[...]``: ``h^-1(E[bin])``."""
     if logits.shape[-1] != 2 * support_size + 1:
-        raise ValueError(f"logits have {logits.shape[-1]} bins, support_size={support_size} needs {2 * support_size + 1}")
+        raise ValueError(
+            f"logits have {logits.shape[-1]} bins, support_size={support_size} needs {2 * support_size + 1}"
+        )
     bins = torch.arange(-support_size, support_size + 1, dtype=torch.float32, device=logits.device)
     expected = (torch.softmax(logits.float(), dim=-1) * bins).sum(-1)
     return inverse_value_transform(expected)

@@ -19,8 +19,6 @@ from priorzero_pl.models.pretrained_encoder import PretrainedTextEncoder
 from priorzero_pl.models.support import scalar_to_support, support_to_scalar
 from priorzero_pl.models.text_encoder import HashedTextEncoder
 
-LOSS_KEYS = ("value_loss", "reward_loss", "policy_loss", "consistency_loss", "total")
-
 
 @dataclass
 class CandidateContext:
@@ -46,7 +44,9 @@ class WorldModel(nn.Module):
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.tokenizer = HashedTokenizer(config.vocab_size)
+        self.tokenizer: HashedTokenizer | None = None
+        """The hashed encoders' tokenizer (its ``num_truncated`` counts cut texts); None with a
+        pretrained encoder, which brings its own."""
         self.observation_encoder: nn.Module
         self.action_encoder: nn.Module
         if config.pretrained_encoder_path is not None:
@@ -60,6 +60,7 @@ class WorldModel(nn.Module):
                 backbone=self.observation_encoder.backbone,
             )
         else:
+            self.tokenizer = HashedTokenizer(config.vocab_size)
             embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=0)
             shared = dict(num_layers=config.num_layers, num_heads=config.num_heads, dropout=config.dropout)
             self.observation_encoder = HashedTextEncoder(
@@ -93,12 +94,10 @@ class WorldModel(nn.Module):
         unique = list(dict.fromkeys(text for row in candidates for text in row))
         index_of = {text: i for i, text in enumerate(unique)}
         device = self.device
-        index = torch.zeros(len(candidates), width, dtype=torch.long)
-        mask = torch.zeros(len(candidates), width, dtype=torch.bool)
-        for i, row in enumerate(candidates):
-            index[i, : len(row)] = torch.tensor([index_of[text] for text in row], dtype=torch.long)
-            mask[i, : len(row)] = True
-        index, mask = index.to(device), mask.to(device)
+        padded = [[index_of[text] for text in row] + [-1] * (width - len(row)) for row in candidates]
+        index = torch.tensor(padded, dtype=torch.long).reshape(len(candidates), width).to(device)
+        mask = index >= 0
+        index = index.clamp(min=0)
         if not unique:
             return CandidateContext(torch.zeros(len(candidates), width, self.config.embed_dim, device=device), mask)
         table = self.action_encoder(unique)
@@ -130,7 +129,9 @@ class WorldModel(nn.Module):
         return self._output(latent, torch.zeros(latent.shape[0], device=latent.device), context), context
 
     @torch.no_grad()
-    def recurrent_inference(self, latent: torch.Tensor, actions: torch.Tensor, context: CandidateContext) -> ModelOutput:
+    def recurrent_inference(
+        self, latent: torch.Tensor, actions: torch.Tensor, context: CandidateContext
+    ) -> ModelOutput:
         """``latent`` ``[B, D]`` and root-candidate indices ``actions`` ``[B]`` -> the child's output;
         ``reward`` is the decoded reward of this transition, the policy is over the root's candidates."""
         actions = actions.to(context.embeddings.device).long()
@@ -172,14 +173,17 @@ class WorldModel(nn.Module):
         value_terms, policy_terms, reward_terms, consistency_terms = [], [], [], []
         for k in range(steps):
             value_logits, policy_logits = self.prediction(latent, candidates[:, k], candidate_mask[:, k])
-            value_terms.append(_soft_cross_entropy(value_logits, scalar_to_support(batch.target_value[:, k], support)))
+            value_target = scalar_to_support(batch.target_value[:, k], support)
+            value_terms.append(_soft_cross_entropy(value_logits, value_target))
             log_policy = torch.log_softmax(policy_logits, dim=-1).masked_fill(~candidate_mask[:, k], 0.0)
             policy_terms.append(-(batch.target_policy[:, k] * log_policy).sum(-1))
             if k == unroll:
                 break
             latent, reward_logits = self.dynamics(latent, candidates[rows, k, batch.actions[:, k]])
-            reward_terms.append(_soft_cross_entropy(reward_logits, scalar_to_support(batch.target_reward[:, k], support)))
+            reward_target = scalar_to_support(batch.target_reward[:, k], support)
+            reward_terms.append(_soft_cross_entropy(reward_logits, reward_target))
             consistency_terms.append(-F.cosine_similarity(latent, target_latents[:, k], dim=-1))
+            # MuZero's scale_gradient(latent, 0.5): same value, half the gradient per step back.
             latent = 0.5 * latent + 0.5 * latent.detach()
 
         step_mask = batch.step_mask

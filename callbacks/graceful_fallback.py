@@ -1,0 +1,82 @@
+"""Make degraded operation visible, and leave nothing behind when a run dies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from callbacks.checkpointing import atomic_save_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Prior figures whose name says something went wrong (``failures/<backend>``, ``fallbacks``); the
+# rest (entropy, latency, cache hits) the module already logs under ``prior/``.
+_FAILURE_WORDS = ("fail", "fallback", "error", "timeout")
+
+
+class GracefulFallback(Callback):
+    """Health of the optional parts, and cleanup when the fit raises.
+
+    Every training batch it logs, under ``fallback/``, the prior's failure counters
+    (``failures/<backend>`` and ``fallbacks`` of ``pl_module.prior.metrics()``), the collection rounds that
+    failed (``collector_failures``) and the env worker restarts (``env_restarts``). The first time
+    a failure counter becomes non-zero it warns once (rank zero), naming it, so a run that quietly
+    dropped from vLLM to HF scoring, or keeps restarting games, says so in the console.
+
+    When the fit raises, Lightning calls ``on_exception`` but none of the ``teardown`` hooks, so
+    worker processes and inference engines would outlive the run. Then it saves
+    ``<default_root_dir>/emergency.ckpt`` (atomically; single process, or on SIGTERM which every
+    rank receives: a collective save after a one-rank failure would hang), and runs the
+    datamodule's and the module's ``teardown("fit")`` (which close the env pool and the prior).
+    Each step runs even when an earlier one raised; failures are logged, not raised, so the
+    original exception stays the one the user sees.
+    """
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        counts = self.health(trainer, pl_module)
+        for key, value in counts.items():
+            if value > 0 and key not in self._warned:
+                self._warned.add(key)
+                rank_zero_warn(f"degraded: {key} = {value:g} (logged as fallback/{key} from now on)")
+        if counts:
+            pl_module.log_dict({f"fallback/{k}": v for k, v in counts.items()}, batch_size=1)
+
+    @staticmethod
+    def health(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """Current failure and fallback counters of the prior, the collector and the env pool."""
+        counts: dict[str, float] = {}
+        prior = getattr(pl_module, "prior", None)
+        if prior is not None:
+            counts.update({k: float(v) for k, v in prior.metrics().items() if any(word in k for word in _FAILURE_WORDS)})
+        datamodule = trainer.datamodule
+        if datamodule is not None:
+            counts["collector_failures"] = float(datamodule.collector_failures)
+            pool = datamodule.env_pool
+            if pool is not None:
+                counts["env_restarts"] = float(pool.restarts)
+        return counts
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if trainer.world_size == 1 or isinstance(exception, SIGTERMException):
+            path = Path(trainer.default_root_dir) / "emergency.ckpt"
+            steps.append((f"save emergency checkpoint {path}", lambda: atomic_save_checkpoint(trainer, path)))
+        if trainer.datamodule is not None:
+            steps.append(("datamodule teardown (env pool)", lambda: trainer.datamodule.teardown("fit")))
+        steps.append(("module teardown (prior)", lambda: pl_module.teardown("fit")))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - cleanup must go on; the error is logged with its traceback
+                log.exception("cleanup step failed: %s", name)

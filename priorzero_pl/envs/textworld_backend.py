@@ -1,0 +1,98 @@
+"""TextWorld-generated games (``tw-make`` output: ``.z8`` plus its ``.json``) through TextWorld's API.
+
+Bare Frotz on such a ``.z8`` reports max score 0 and no valid actions; TextWorld tracks the game's
+logical state from the ``.json`` and derives score, admissible commands and the walkthrough from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from jericho.jericho import UnsupportedGameWarning
+
+from priorzero_pl.envs.backend import BackendObservation, frotz_seed
+
+
+class TextWorldBackend:
+    """A ``tw-make`` game run by ``textworld.start`` with state tracking switched on."""
+
+    def __init__(self, story: Path, seed: int) -> None:
+        # Imported here: textworld costs half a second to import and Jericho-only runs never need it.
+        import textworld
+
+        infos = textworld.EnvInfos(
+            feedback=True,
+            admissible_commands=True,
+            facts=True,
+            score=True,
+            max_score=True,
+            moves=True,
+            won=True,
+            lost=True,
+            extras=["walkthrough"],
+        )
+        self._story = story
+        self._env = textworld.start(str(story), request_infos=infos)
+        self._env.seed(frotz_seed(seed, None))
+        # TextWorld reports max score and walkthrough only in a game state, so start the game once here.
+        self._state: dict = self._quiet(self._env.reset)
+        self._max_score = float(self._state["max_score"])
+        self._walkthrough = list(self._state.get("extra.walkthrough") or []) or None
+
+    @property
+    def name(self) -> str:
+        """The file stem (tw-make names games by family and seed)."""
+        return self._story.stem
+
+    @property
+    def max_score(self) -> float:
+        """The game's maximum score (the sum of its quests' rewards)."""
+        return self._max_score
+
+    def reset(self) -> BackendObservation:
+        """Restart the game."""
+        self._state = self._quiet(self._env.reset)
+        return self._observe()
+
+    def step(self, action: str) -> BackendObservation:
+        """Send one command through TextWorld (which updates its logical state)."""
+        self._state, _, _ = self._quiet(self._env.step, action)
+        return self._observe()
+
+    def state_hash(self) -> str:
+        """Hash of the logical world state (TextWorld's facts) and the score, independent of move count."""
+        facts = "\n".join(sorted(str(fact) for fact in self._state["facts"]))
+        return hashlib.md5(f"{facts}\nscore={self._state['score']}".encode()).hexdigest()
+
+    def valid_actions(self, timeout: float) -> list[str] | None:
+        """TextWorld's admissible commands (already computed by the step, so ``timeout`` never bites)."""
+        return list(self._state["admissible_commands"] or [])
+
+    def walkthrough(self) -> list[str] | None:
+        """The winning command list TextWorld stored when it generated the game."""
+        return list(self._walkthrough) if self._walkthrough else None
+
+    def close(self) -> None:
+        """Free the interpreter."""
+        self._env.close()
+
+    @staticmethod
+    def _quiet(call: Callable[..., Any], *args: object) -> Any:
+        # TextWorld asks Frotz for a walkthrough and valid actions it knows a .z8 build cannot have;
+        # its own tracker supplies both, so Jericho's warnings about it are noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnsupportedGameWarning)
+            return call(*args)
+
+    def _observe(self) -> BackendObservation:
+        won = bool(self._state["won"])
+        return BackendObservation(
+            observation=str(self._state["feedback"]),
+            score=float(self._state["score"]),
+            moves=int(self._state["moves"] or 0),
+            done=won or bool(self._state["lost"]),
+            won=won,
+        )

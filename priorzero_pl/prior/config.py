@@ -1,0 +1,158 @@
+"""Configuration of the LLM prior and the factory that turns it into a ``FallbackPrior``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.prior.backend import PriorBackend
+from priorzero_pl.prior.fallback import FallbackPrior
+from priorzero_pl.prior.hf_backend import HFPrior
+from priorzero_pl.prior.prompt import PromptBuilder
+from priorzero_pl.prior.uniform import UniformPrior
+from priorzero_pl.prior.vllm_backend import VLLM_INSTALL_HINT, VLLMPrior
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAMES = ("vllm", "hf", "uniform")
+
+
+@dataclass
+class PriorConfig:
+    """How the LLM prior is computed (the ``prior:`` section of the config)."""
+
+    backends: list[str] = field(default_factory=lambda: ["vllm", "hf", "uniform"])
+    """Backends in order of preference; each call falls to the next one when a backend fails."""
+    vllm_required: bool = False
+    """Make a vLLM backend that cannot start an error instead of a logged skip."""
+    temperature: float = 1.0
+    """Softmax temperature over candidate scores (> 1 flattens the prior)."""
+    length_normalise: bool = False
+    """Score a candidate by its mean token log-prob instead of the sum (no bias against long actions)."""
+    history_len: int = 4
+    """Past steps (observation, action, reward) shown in the prompt."""
+    max_observation_chars: int = 512
+    """Each observation in the prompt is cut to this many characters."""
+    use_chat_template: bool = True
+    """Wrap the prompt in the tokenizer's chat template when it has one."""
+    cache_size: int = 4096
+    """Requests kept in the LRU prior cache (0 disables it)."""
+    vllm_timeout_s: float = 30.0
+    """Limit for one vLLM scoring request attempt."""
+    vllm_retries: int = 1
+    """Further attempts of a vLLM request after a timeout or error, before the call falls back."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Fraction of GPU memory vLLM may take (the trainer shares the GPU)."""
+    vllm_enable_prefix_caching: bool = True
+    """Share each prompt's KV blocks across its candidates."""
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise PriorZeroInputError(
+                f"prior.backends is empty: list some of {list(BACKEND_NAMES)} (end with 'uniform')"
+            )
+        unknown = [name for name in self.backends if name not in BACKEND_NAMES]
+        if unknown:
+            raise PriorZeroInputError(f"prior.backends has unknown names {unknown}: choose from {list(BACKEND_NAMES)}")
+        if len(set(self.backends)) != len(self.backends):
+            raise PriorZeroInputError(f"prior.backends lists a backend twice: {self.backends}")
+        if self.vllm_required and "vllm" not in self.backends:
+            raise PriorZeroInputError("prior.vllm_required is true but 'vllm' is not in prior.backends")
+        if self.temperature <= 0:
+            raise PriorZeroInputError(f"prior.temperature must be > 0, got {self.temperature}")
+        if self.history_len < 0:
+            raise PriorZeroInputError(f"prior.history_len must be >= 0, got {self.history_len}")
+        if self.max_observation_chars <= 0:
+            raise PriorZeroInputError(f"prior.max_observation_chars must be > 0, got {self.max_observation_chars}")
+        if self.cache_size < 0:
+            raise PriorZeroInputError(f"prior.cache_size must be >= 0, got {self.cache_size}")
+        if self.vllm_timeout_s <= 0:
+            raise PriorZeroInputError(f"prior.vllm_timeout_s must be > 0, got {self.vllm_timeout_s}")
+        if self.vllm_retries < 0:
+            raise PriorZeroInputError(f"prior.vllm_retries must be >= 0, got {self.vllm_retries}")
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
+            raise PriorZeroInputError(
+                f"prior.vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+            )
+
+
+def build_prompt_builder(config: PriorConfig, tokenizer: PreTrainedTokenizerBase) -> PromptBuilder:
+    """The prompt builder that matches ``config`` (history length, observation cut, template)."""
+    return PromptBuilder(
+        tokenizer,
+        history_len=config.history_len,
+        max_observation_chars=config.max_observation_chars,
+        use_chat_template=config.use_chat_template,
+    )
+
+
+def _start_vllm(
+    config: PriorConfig, tokenizer: PreTrainedTokenizerBase | None, model_path: str | None
+) -> PriorBackend | None:
+    """The vLLM backend, or None (with one log line) when it cannot start and is not required."""
+    try:
+        if model_path is None:
+            raise PriorZeroInputError(
+                "the vllm prior needs model.llm_path (a local model directory) to start an engine"
+            )
+        return VLLMPrior.from_model_path(
+            model_path,
+            tokenizer=tokenizer,
+            temperature=config.temperature,
+            length_normalise=config.length_normalise,
+            timeout_s=config.vllm_timeout_s,
+            retries=config.vllm_retries,
+            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+            enable_prefix_caching=config.vllm_enable_prefix_caching,
+        )
+    except PriorZeroInputError as exc:
+        if config.vllm_required:
+            raise
+        log.warning("prior backend 'vllm' skipped: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - an engine that fails to start (OOM, bad model) degrades
+        if config.vllm_required:
+            raise PriorZeroInputError(
+                f"prior.vllm_required is true but the vLLM engine failed to start ({type(exc).__name__}: {exc}); "
+                f"{VLLM_INSTALL_HINT}"
+            ) from exc
+        log.warning("prior backend 'vllm' skipped: the engine failed to start (%s: %s)", type(exc).__name__, exc)
+    return None
+
+
+def build_prior(
+    config: PriorConfig,
+    model: PreTrainedModel | None,
+    tokenizer: PreTrainedTokenizerBase | None,
+    *,
+    model_path: str | None,
+) -> FallbackPrior:
+    """Start the configured backends in order and wrap them in a :class:`FallbackPrior`.
+
+    ``model`` is the trainable LLM module itself: the ``hf`` backend scores with it directly.
+    A backend that cannot start is skipped with one log line (vLLM absent, no GPU, no model),
+    except vLLM under ``vllm_required``, which raises :class:`PriorZeroInputError`.
+    """
+    backends: list[PriorBackend] = []
+    for name in config.backends:
+        if name == "vllm":
+            vllm_backend = _start_vllm(config, tokenizer, model_path)
+            if vllm_backend is not None:
+                backends.append(vllm_backend)
+        elif name == "hf":
+            if model is None or tokenizer is None:
+                log.warning("prior backend 'hf' skipped: no LLM is loaded (set model.llm_path)")
+                continue
+            backends.append(
+                HFPrior(model, tokenizer, temperature=config.temperature, length_normalise=config.length_normalise)
+            )
+        else:
+            backends.append(UniformPrior())
+    if not backends:
+        raise PriorZeroInputError(
+            f"no prior backend could start from prior.backends={config.backends}: add 'uniform', which always starts"
+        )
+    log.info("prior backends in order: %s", [backend.name for backend in backends])
+    return FallbackPrior(backends, cache_size=config.cache_size)

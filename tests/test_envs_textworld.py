@@ -1,0 +1,88 @@
+"""TextWorld-generated games: building them offline, and playing them through TextGame."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from priorzero_pl.envs import TextGame, make_game
+from priorzero_pl.errors import PriorZeroInputError
+
+
+def test_walkthrough_reaches_max_score_and_is_always_a_candidate(tw_game_path: Path) -> None:
+    with TextGame(tw_game_path) as game:
+        walkthrough = game.walkthrough()
+        assert walkthrough and game.max_score > 0
+        record = game.reset()
+        rewards = 0.0
+        for action in walkthrough:
+            assert not record.candidates_fallback
+            assert action in record.candidates
+            assert record.candidates == sorted(set(record.candidates))
+            record = game.step(action)
+            rewards += record.reward
+        assert record.done and record.won and not record.truncated
+        assert record.score == game.max_score == rewards
+        assert record.candidates == []
+
+
+def test_state_hash_is_stable_and_tracks_the_world(tw_game_path: Path) -> None:
+    with TextGame(tw_game_path) as game:
+        first = game.reset()
+        moved = game.step(game.walkthrough()[0])
+        again = game.reset()
+    assert first.state_hash == again.state_hash != moved.state_hash
+    with TextGame(tw_game_path, seed=5) as other:
+        assert other.reset().state_hash == first.state_hash
+
+
+def test_max_steps_truncates(tw_game_path: Path) -> None:
+    with TextGame(tw_game_path, max_steps=2) as game:
+        game.reset()
+        assert not game.step("look").done
+        last = game.step("look")
+        assert last.done and last.truncated and not last.won
+        with pytest.raises(RuntimeError, match="reset"):
+            game.step("look")
+
+
+def test_make_game_is_cached(tw_game_path: Path) -> None:
+    stamp = tw_game_path.stat().st_mtime_ns
+    start = time.perf_counter()
+    again = make_game(tw_game_path.parent, family="tw-simple", seed=3)
+    assert time.perf_counter() - start < 0.5
+    assert again == tw_game_path and again.stat().st_mtime_ns == stamp
+    assert tw_game_path.with_suffix(".json").is_file()
+
+
+def test_cli_prints_the_cached_path(tw_game_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "priorzero_pl.envs.textworld_make", "--out", str(tw_game_path.parent),
+         "--family", "tw-simple", "--seed", "3"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == str(tw_game_path)
+
+
+def test_unknown_family_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(PriorZeroInputError, match="family 'tw-maze'"):
+        make_game(tmp_path, family="tw-maze")
+
+
+def test_bad_tw_make_option_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(PriorZeroInputError, match="tw-make tw-simple"):
+        make_game(tmp_path, family="tw-simple", seed=1, rewards="lots")
+
+
+def test_cooking_game_walkthrough_reaches_max_score(tmp_path: Path) -> None:
+    path = make_game(tmp_path, family="tw-cooking", seed=1)
+    with TextGame(path, max_steps=200) as game:
+        record = game.reset()
+        for action in game.walkthrough() or []:
+            assert action in record.candidates
+            record = game.step(action)
+        assert record.won and record.score == game.max_score > 1
