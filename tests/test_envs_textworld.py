@@ -86,3 +86,11 @@ def test_cooking_game_walkthrough_reaches_max_score(tmp_path: Path) -> None:
             assert action in record.candidates
             record = game.step(action)
         assert record.won and record.score == game.max_score > 1
+
+
+def test_intro_observation_has_no_ascii_banner(tw_game_path) -> None:
+    from priorzero_pl.envs import TextGame
+
+    with TextGame(tw_game_path) as game:
+        intro = game.reset().observation
+    assert "$$" not in intro and intro.startswith("Hey, thanks for coming over")

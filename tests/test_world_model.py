@@ -143,7 +143,7 @@ def test_loss_falls_on_a_fixed_batch() -> None:
 
 
 def test_loss_on_a_replay_sample_with_windows_past_the_end() -> None:
-    from test_buffer import make_segment
+    from tests.test_buffer import make_segment
 
     from priorzero_pl.buffer import ReplayBuffer
 

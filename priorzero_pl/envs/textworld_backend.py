@@ -7,6 +7,7 @@ logical state from the ``.json`` and derives score, admissible commands and the 
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +15,20 @@ from typing import Any, Callable
 from jericho.jericho import UnsupportedGameWarning
 
 from priorzero_pl.envs.backend import BackendObservation, frotz_seed
+
+
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def strip_banner(text: str) -> str:
+    """Drop the ASCII-art title TextWorld prints before the intro: lines without a single word.
+
+    The banner is ~1,500 characters of ``$$`` and backslashes; left in, it fills the prompt's
+    observation budget and the world model's token budget with noise."""
+    lines = text.splitlines()
+    while lines and not _WORD.search(lines[0]):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 class TextWorldBackend:
@@ -90,7 +105,7 @@ class TextWorldBackend:
     def _observe(self) -> BackendObservation:
         won = bool(self._state["won"])
         return BackendObservation(
-            observation=str(self._state["feedback"]),
+            observation=strip_banner(str(self._state["feedback"])),
             score=float(self._state["score"]),
             moves=int(self._state["moves"] or 0),
             done=won or bool(self._state["lost"]),
