@@ -51,13 +51,16 @@ class EvalCurve(L.Callback):
 
 def run_variant(variant: str, seed: int, steps: int, game: Path, llm: Path, out: Path) -> list[tuple[int, float]]:
     args = [
-        "fit", "--config", str(ROOT / "configs" / "debug.yaml"),
+        "--config", str(ROOT / "configs" / "debug.yaml"),
         f"--seed_everything={seed}", f"--data.seed={seed}",
         f"--data.game={game}", f"--model.llm.path={llm}",
         f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={max(steps // 6, 1)}",
         f"--trainer.default_root_dir={out}", f"--trainer.logger.init_args.save_dir={out}",
         f"--trainer.logger.init_args.name={variant}-seed{seed}",
         "--trainer.enable_progress_bar=false",
+        # validate() then fit() in one process: torchmetrics states made under inference mode
+        # could not be updated in fit's validation.
+        "--trainer.inference_mode=false",
     ]
     if variant == "uniform_prior":
         args += ["--model.prior.backends=[uniform]", "--model.llm.train=false"]

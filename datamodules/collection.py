@@ -78,7 +78,6 @@ class PriorZeroDataModule(L.LightningDataModule):
         temperature_decay_steps: env steps over which the temperature decays.
         max_consecutive_failures: collection rounds that may fail in a row before the run stops.
         eval_episodes: greedy episodes per validation run.
-        eval_max_steps: step limit of evaluation episodes (default: ``max_episode_steps``).
         valid_actions_timeout: seconds allowed to compute a state's valid actions.
         seed: base seed (env ``i`` of rank ``r`` uses ``seed + 1000 * r + i``).
     """
@@ -99,7 +98,6 @@ class PriorZeroDataModule(L.LightningDataModule):
         temperature_decay_steps: int = 5000,
         max_consecutive_failures: int = 3,
         eval_episodes: int = 1,
-        eval_max_steps: int | None = None,
         valid_actions_timeout: float = 5.0,
         seed: int = 0,
     ) -> None:
@@ -129,7 +127,6 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.warmup_steps = warmup_steps
         self.max_consecutive_failures = max_consecutive_failures
         self.eval_episodes = eval_episodes
-        self.eval_max_steps = eval_max_steps or max_episode_steps
         self.valid_actions_timeout = valid_actions_timeout
         self.seed = seed
         self.buffer = ReplayBuffer.from_config(replay, seed=seed)

@@ -25,6 +25,9 @@ def build_cli(args: Sequence[str] | None = None, *, run: bool = True):
         args=list(args) if args is not None else None,
         run=run,
         save_config_kwargs={"overwrite": True},
+        # One AdamW with a group per model is part of the design (DeepSpeed takes one optimizer):
+        # its settings live in model.optim, not in LightningCLI's generic --optimizer.
+        auto_configure_optimizers=False,
         trainer_defaults={"check_val_every_n_epoch": None},
     )
 

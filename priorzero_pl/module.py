@@ -74,6 +74,7 @@ class PriorZeroModule(L.LightningModule):
         )
         self.prior: FallbackPrior | None = None
         self.llm_updates = 0
+        self._prior_cache_updates = 0
         self._llm_queue: deque[tuple[LLMObjective, CandidateBatch]] = deque()
         self.eval_score = MeanMetric()
         self.eval_normalized_score = MeanMetric()
@@ -90,9 +91,14 @@ class PriorZeroModule(L.LightningModule):
             self.prior = None
 
     def agent(self) -> Agent:
-        """The acting agent over the current weights (no copies: updates show up at once)."""
+        """The acting agent over the current weights (no copies: updates show up at once).
+
+        Cached prior scores are dropped when the LLM has changed since they were computed."""
         if self.prior is None:
             self.setup("fit")
+        if self._prior_cache_updates != self.llm_updates:
+            self.prior.clear_cache()
+            self._prior_cache_updates = self.llm_updates
         return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config)
 
     def prior_weight(self) -> float | None:
@@ -121,7 +127,9 @@ class PriorZeroModule(L.LightningModule):
     # ------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         wm_batch: WorldModelBatch = batch["world_model"]
-        loss, terms = self.world_model.loss(wm_batch)
+        loss, terms, priorities = self.world_model.loss(wm_batch)
+        if self.trainer.datamodule is not None and self.trainer.datamodule.buffer.config.prioritized:
+            self.trainer.datamodule.buffer.update_priorities(wm_batch.indices.cpu(), priorities.cpu())
         bs = len(wm_batch.observations)
         self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
         llm_loss = self._llm_losses(wm_batch)

@@ -166,3 +166,13 @@ def test_ddp_two_cpu_processes(tmp_path: Path, tiny_lm_path: Path, tw_game_path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_prioritized_replay_gets_value_error_priorities(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
+    args = tiny_args(tmp_path, tiny_lm_path, tw_game_path, max_steps=3) + ["--data.replay.prioritized=true"]
+    cli = build_cli(args, run=False)
+    buffer = cli.datamodule.buffer
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    priorities = buffer.state_dict()["priorities"]
+    # New steps enter at the running maximum; trained-on steps get |predicted value - target|.
+    assert len(set(float(p) for p in priorities)) > 1

@@ -101,7 +101,7 @@ def _synthetic_batch(size: int = 6, unroll: int = 2) -> WorldModelBatch:
 def test_loss_terms_and_gradients_reach_every_part() -> None:
     torch.manual_seed(0)
     model = WorldModel(WorldModelConfig(**SMALL))
-    total, metrics = model.loss(_synthetic_batch())
+    total, metrics, _ = model.loss(_synthetic_batch())
     assert set(metrics) == {"value_loss", "reward_loss", "policy_loss", "consistency_loss", "total"}
     assert all(torch.isfinite(value) for value in metrics.values())
     total.backward()
@@ -115,10 +115,10 @@ def test_masked_steps_do_not_change_the_loss() -> None:
     torch.manual_seed(0)
     model = WorldModel(WorldModelConfig(**SMALL))
     batch = _synthetic_batch()
-    _, before = model.loss(batch)
+    _, before, _ = model.loss(batch)
     batch.target_value[0, 2] = 100.0
     batch.target_policy[0, 2] = torch.tensor([0.0, 0.0, 1.0])
-    _, after = model.loss(batch)
+    _, after, _ = model.loss(batch)
     for key in before:
         torch.testing.assert_close(before[key], after[key])
 
@@ -130,12 +130,12 @@ def test_loss_falls_on_a_fixed_batch() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
     for _ in range(40):
-        total, metrics = model.loss(batch)
+        total, metrics, _ = model.loss(batch)
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
         first = metrics if first is None else first
-    _, last = model.loss(batch)
+    _, last, _ = model.loss(batch)
     # The total can go negative (the consistency term is a negative cosine), so compare the drop.
     assert first["total"] - last["total"] > 2.0
     for key in ("value_loss", "reward_loss", "policy_loss"):
@@ -153,5 +153,5 @@ def test_loss_on_a_replay_sample_with_windows_past_the_end() -> None:
     buffer.add(make_segment(2, game="b", terminal=False, final=False))
     batch = buffer.sample(8)
     assert not batch.step_mask.all()
-    total, metrics = WorldModel(WorldModelConfig(**SMALL)).loss(batch)
+    total, metrics, _ = WorldModel(WorldModelConfig(**SMALL)).loss(batch)
     assert torch.isfinite(total) and all(torch.isfinite(v) for v in metrics.values())

@@ -23,7 +23,6 @@ class ReplayConfig:
     priority_alpha: float = 0.6
     priority_beta: float = 0.4
     """Exponent of the importance weights that undo the prioritised sampling's bias."""
-    seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("capacity_steps", "td_steps"):

@@ -51,8 +51,8 @@ class ReplayBuffer:
             prioritized=prioritized,
             priority_alpha=priority_alpha,
             priority_beta=priority_beta,
-            seed=seed,
         )
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._segments: deque[GameSegment] = deque()
         self._value_targets: deque[np.ndarray] = deque()
@@ -65,13 +65,10 @@ class ReplayBuffer:
         self._num_added_segments = 0
 
     @classmethod
-    def from_config(cls, config: ReplayConfig, *, seed: int | None = None) -> ReplayBuffer:
-        """The buffer a YAML-built :class:`ReplayConfig` describes; ``seed`` (e.g. the run's seed)
-        overrides ``config.seed`` when given."""
-        settings = asdict(config)
-        if seed is not None:
-            settings["seed"] = seed
-        return cls(**settings)
+    def from_config(cls, config: ReplayConfig, *, seed: int = 0) -> ReplayBuffer:
+        """The buffer a YAML-built :class:`ReplayConfig` describes, its sampler seeded with ``seed``
+        (the run's seed: the config has none of its own, so there is one seed to set)."""
+        return cls(**asdict(config), seed=seed)
 
     @property
     def num_steps(self) -> int:

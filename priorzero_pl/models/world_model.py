@@ -139,7 +139,7 @@ class WorldModel(nn.Module):
         next_latent, reward_logits = self.dynamics(latent, action_embedding)
         return self._output(next_latent, support_to_scalar(reward_logits, self.config.support_size), context)
 
-    def loss(self, batch: WorldModelBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: WorldModelBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """MuZero's unrolled loss with EfficientZero's latent consistency, over ``K`` steps.
 
         From the encoder's latent of observation ``t``, the dynamics unroll the replayed actions;
@@ -151,8 +151,9 @@ class WorldModel(nn.Module):
         halved at every unroll step, so that the encoder is not dominated by long unrolls.
 
         Returns:
-            The weighted total and the detached terms under ``value_loss``, ``reward_loss``,
-            ``policy_loss``, ``consistency_loss``, ``total``.
+            The weighted total; the detached terms under ``value_loss``, ``reward_loss``,
+            ``policy_loss``, ``consistency_loss``, ``total``; and ``[B]`` replay priorities
+            ``|predicted root value - value target|`` (MuZero's), computed from this same pass.
         """
         device = self.device
         batch = batch.to(device)
@@ -175,6 +176,8 @@ class WorldModel(nn.Module):
             value_logits, policy_logits = self.prediction(latent, candidates[:, k], candidate_mask[:, k])
             value_target = scalar_to_support(batch.target_value[:, k], support)
             value_terms.append(_soft_cross_entropy(value_logits, value_target))
+            if k == 0:
+                priorities = (support_to_scalar(value_logits.detach().float(), support) - batch.target_value[:, 0]).abs()
             log_policy = torch.log_softmax(policy_logits, dim=-1).masked_fill(~candidate_mask[:, k], 0.0)
             policy_terms.append(-(batch.target_policy[:, k] * log_policy).sum(-1))
             if k == unroll:
@@ -205,7 +208,7 @@ class WorldModel(nn.Module):
         )
         metrics = {name: value.detach() for name, value in terms.items()}
         metrics["total"] = total.detach()
-        return total, metrics
+        return total, metrics, priorities
 
 
 def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
