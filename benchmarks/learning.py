@@ -24,6 +24,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,6 +36,11 @@ from priorzero_pl.envs.textworld_make import make_game  # noqa: E402
 from priorzero_pl.evaluation import play_random_episodes  # noqa: E402
 
 GAME_FAMILY, GAME_SEED = "tw-simple", 11
+DEBUG_CONFIG = ROOT / "configs" / "debug.yaml"
+# Callbacks that only observe (evaluation, transcripts, checkpoints) cost time and change nothing
+# the curves measure; the uniform-prior agent has no LLM to train, so its LLM callbacks go too.
+OBSERVERS = {"callbacks.Evaluation", "callbacks.Transcripts", "callbacks.Checkpointing"}
+LLM_TRAINING = {"callbacks.RFT", "callbacks.PPO", "callbacks.VLLMWeightSync"}
 
 
 class EvalCurve(L.Callback):
@@ -49,9 +55,19 @@ class EvalCurve(L.Callback):
             self.points.append((int(trainer.datamodule.env_steps), float(score)))
 
 
+def callbacks_overlay(variant: str, out: Path) -> Path:
+    """configs/debug.yaml's callbacks less those the variant does not need, as a config overlay."""
+    dropped = OBSERVERS | (LLM_TRAINING if variant == "uniform_prior" else set())
+    callbacks = yaml.safe_load(DEBUG_CONFIG.read_text())["trainer"]["callbacks"]
+    path = out / f"callbacks-{variant}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"trainer": {"callbacks": [c for c in callbacks if c["class_path"] not in dropped]}}))
+    return path
+
+
 def run_variant(variant: str, seed: int, steps: int, game: Path, llm: Path, out: Path) -> list[tuple[int, float]]:
     args = [
-        "--config", str(ROOT / "configs" / "debug.yaml"),
+        "--config", str(DEBUG_CONFIG), "--config", str(callbacks_overlay(variant, out)),
         f"--seed_everything={seed}", f"--data.seed={seed}",
         f"--data.game={game}", f"--model.llm.path={llm}",
         f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={max(steps // 6, 1)}",

@@ -17,6 +17,16 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from priorzero_pl.errors import PriorZeroInputError
+
+
+def require_trainable_llm(pl_module: L.LightningModule, name: str) -> None:
+    """Fail at fit start, not at the first round, when the config freezes the LLM this trains."""
+    if not pl_module.llm_config.train:
+        raise PriorZeroInputError(
+            f"callbacks.{name} trains the LLM but model.llm.train is false: set it to true or remove callbacks.{name}"
+        )
+
 
 def round_due(trainer: L.Trainer, every_n_steps: int, last_round: int) -> bool:
     """True once per ``every_n_steps`` optimizer steps (not again for another batch of the same

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-from callbacks.llm_schedule import agreed_count, queue_has_room, round_due
+from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.buffer.game_segment import GameSegment
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.ppo import KLKind, PPOBatch, PPOObjective, gae
@@ -154,6 +154,7 @@ class PPO(Callback):
         self._last_round = -1
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        require_trainable_llm(pl_module, "PPO")
         strategy = trainer.strategy
         if isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3:
             raise PriorZeroInputError("the PPO callback's reference LLM copy needs whole parameters: use ZeRO stage 1 or 2")

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from callbacks.llm_schedule import agreed_count, queue_has_room, round_due
+from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.objective import CandidateBatch
 from priorzero_pl.objectives.rft import RFTLoss, RFTObjective, rft_batch, select_top_episodes
@@ -75,6 +75,7 @@ class RFT(Callback):
         self._last_round = -1
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        require_trainable_llm(pl_module, "RFT")
         sequence_logprobs = None
         if self.loss == "tokens":
             # Mean per token, as a language-model loss is: long actions are not favoured or punished.

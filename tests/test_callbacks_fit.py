@@ -93,3 +93,18 @@ def test_prior_failure_and_dead_worker_are_survived(tmp_path: Path, tiny_lm_path
     assert metrics["fallback/env_restarts"] >= 1
     assert metrics["fallback/failures/hf"] >= 1 and metrics["fallback/fallbacks"] >= 1
     assert torch.isfinite(metrics["world_model/total"])
+
+
+@pytest.mark.parametrize("name", ["RFT", "PPO"])
+def test_llm_callback_with_a_frozen_llm_fails_at_fit_start(
+    name: str, tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from priorzero_pl.cli import main
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [{"class_path": f"callbacks.{name}"}]}}))
+    args = tiny_args(tmp_path, tiny_lm_path, tw_game_path) + ["--config", str(overlay), "--model.llm.train=false"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args])
+    assert exit_info.value.code == 2
+    assert f"callbacks.{name} trains the LLM but model.llm.train is false" in capsys.readouterr().err
