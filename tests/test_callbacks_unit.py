@@ -79,6 +79,7 @@ class RecordingModule:
         self.extra_queue = queue_size
         self.prior: Any = None
         self.prior_config = SimpleNamespace(length_normalise=True, temperature=1.0)
+        self.llm_config = SimpleNamespace(train=True)
         self.device = torch.device("cpu")
 
     @property
