@@ -105,8 +105,10 @@ def main() -> None:
             t0 = time.perf_counter()
             curves[variant].append(run_variant(variant, seed, opts.steps, game, llm, runs_dir))
             print(f"{variant} seed {seed}: {curves[variant][-1]}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    # Same step limit as the agents' episodes.
+    max_steps = yaml.safe_load(DEBUG_CONFIG.read_text())["data"]["max_episode_steps"]
     random_scores = [
-        float(np.mean([r.normalized_score for r in play_random_episodes(game, episodes=20, seed=seed, max_steps=30)]))
+        float(np.mean([r.normalized_score for r in play_random_episodes(game, episodes=20, seed=seed, max_steps=max_steps)]))
         for seed in opts.seeds
     ]
     final = {v: float(np.mean([c[-1][1] for c in cs])) for v, cs in curves.items()}

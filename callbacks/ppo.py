@@ -15,7 +15,6 @@ from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainab
 from priorzero_pl.buffer.game_segment import GameSegment
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.ppo import KLKind, PPOBatch, PPOObjective, gae
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 
 Critic = Literal["world_model", "value_head"]
 
@@ -192,20 +191,12 @@ class PPO(Callback):
 
     @torch.no_grad()
     def reference_logprobs(self, trainer: L.Trainer, pl_module: L.LightningModule, rows: PPOBatch) -> torch.Tensor:
-        """``[N]`` log-prob of each row's action under the reference LLM, normalised over the
-        row's candidates exactly as ``pl_module.policy_logprobs`` normalises the policy."""
-        prior_config = pl_module.prior_config
+        """``[N]`` log-prob of each row's action under the reference LLM, scored by the module's
+        own ``policy_logprobs`` so that reference and policy can never be normalised differently."""
         out = []
         with trainer.precision_plugin.forward_context():
             for start in range(0, len(rows), self.minibatch_size):
                 end = start + self.minibatch_size
-                raw = candidate_logprobs(
-                    self.reference,
-                    pl_module.tokenizer,
-                    rows.prompts[start:end],
-                    rows.candidates[start:end],
-                    length_normalise=prior_config.length_normalise,
-                )
-                for scores, action in zip(raw, rows.action_index[start:end]):
-                    out.append(normalise_scores(scores.float(), prior_config.temperature)[int(action)].cpu())
+                logprobs = pl_module.policy_logprobs(rows.prompts[start:end], rows.candidates[start:end], model=self.reference)
+                out += [lp.float()[int(action)].cpu() for lp, action in zip(logprobs, rows.action_index[start:end])]
         return torch.stack(out) if out else torch.zeros(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Iterator
 
 import lightning as L
@@ -15,8 +14,6 @@ from priorzero_pl.buffer import ReplayBuffer, ReplayConfig
 from priorzero_pl.envs import EnvPool, resolve_game
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
-
-log = logging.getLogger(__name__)
 
 
 class CollectAndReplay(IterableDataset):

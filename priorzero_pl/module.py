@@ -106,11 +106,19 @@ class PriorZeroModule(L.LightningModule):
         return None if self.prior_weight_schedule is None else self.prior_weight_schedule(self.global_step)
 
     # ------------------------------------------------------------ LLM policy
-    def policy_logprobs(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+    def policy_logprobs(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]], *, model: torch.nn.Module | None = None
+    ) -> list[torch.Tensor]:
         """The LLM policy: differentiable log-probs normalised over each candidate list, scored
-        exactly as the prior scores them (same prompt, same length normalisation, temperature)."""
+        exactly as the prior scores them (same prompt, same length normalisation, temperature).
+
+        ``model`` scores with another copy of the LLM (PPO's frozen reference) the same way."""
         raw = candidate_logprobs(
-            self.llm, self.tokenizer, prompts, candidates, length_normalise=self.prior_config.length_normalise
+            model if model is not None else self.llm,
+            self.tokenizer,
+            prompts,
+            candidates,
+            length_normalise=self.prior_config.length_normalise,
         )
         return [normalise_scores(r, self.prior_config.temperature) for r in raw]
 

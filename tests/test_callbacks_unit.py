@@ -20,10 +20,12 @@ from torch.utils.data import DataLoader, TensorDataset
 import callbacks.ppo as ppo_callback
 from callbacks import PPO, RFT, Checkpointing, Evaluation, GracefulFallback, Transcripts, VLLMWeightSync
 from callbacks.checkpointing import atomic_save_checkpoint
+import priorzero_pl.module
 from priorzero_pl import evaluation
 from priorzero_pl.buffer.game_segment import GameSegment
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.evaluation import EpisodeResult, TranscriptStep
+from priorzero_pl.module import PriorZeroModule
 from priorzero_pl.objectives.ppo import PPOBatch
 
 
@@ -81,6 +83,9 @@ class RecordingModule:
         self.prior_config = SimpleNamespace(length_normalise=True, temperature=1.0)
         self.llm_config = SimpleNamespace(train=True)
         self.device = torch.device("cpu")
+
+    # The real module's scoring, run on this fake's llm, tokenizer and prior_config.
+    policy_logprobs = PriorZeroModule.policy_logprobs
 
     @property
     def llm_queue_size(self) -> int:
@@ -239,7 +244,7 @@ def test_ppo_round_queues_epochs_of_minibatches_with_reference_logprobs(monkeypa
         assert model is ppo.reference and kw == {"length_normalise": True}
         return [torch.tensor([0.0, 0.0]) for _ in prompts]
 
-    monkeypatch.setattr(ppo_callback, "candidate_logprobs", fake_scores)
+    monkeypatch.setattr(priorzero_pl.module, "candidate_logprobs", fake_scores)
     segments = [segment(f"e{i}", [float(i), 1.0, 0.0], [0.0, 0.5, 0.2], terminal=True) for i in range(3)]
     ppo = PPO(every_n_steps=5, recent_episodes=2, epochs=3, minibatch_size=4)
     module = RecordingModule()
