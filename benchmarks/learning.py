@@ -33,7 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from priorzero_pl.assets.embedded import cache_root, embedded_llm  # noqa: E402
 from priorzero_pl.cli import build_cli  # noqa: E402
 from priorzero_pl.envs.textworld_make import make_game  # noqa: E402
-from priorzero_pl.evaluation import play_random_episodes  # noqa: E402
+from priorzero_pl.episodes import play_random_episodes  # noqa: E402
 
 GAME_FAMILY, GAME_SEED = "tw-simple", 11
 DEBUG_CONFIG = ROOT / "configs" / "debug.yaml"

@@ -4,8 +4,10 @@ children, one model call per node): the yardstick that ``priorzero_pl.mcts`` is 
 library.
 
 Two choices that the pseudocode leaves to Python and that the batched search makes explicitly:
-ties in pUCT go to the lowest candidate index, and the root's own evaluation is backed up as its
-first visit (like every other node's), so the first simulation follows the prior.
+ties in pUCT are broken by mctx-style tiny noise (``TIE_BREAK_SCALE * u``, ``u`` a SplitMix64 hash
+of the tree's seed, the simulation, the depth and the candidate, written out again here in plain
+integers), and the root's own evaluation is backed up as its first visit (like every other
+node's), so the first simulation follows the prior.
 """
 
 from __future__ import annotations
@@ -53,6 +55,26 @@ class MinMaxStats:
         return value
 
 
+TIE_BREAK_SCALE = 1e-7
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def tie_uniform(seed: int, simulation: int, depth: int, action: int) -> float:
+    """The uniform in [0, 1) that breaks ties between ``action`` and its siblings at ``depth`` in
+    ``simulation`` (1-based) of the tree seeded ``seed``."""
+    z = _splitmix((seed + simulation * _GOLDEN) & _MASK64)
+    z = _splitmix((z + depth * _GOLDEN) & _MASK64)
+    z = _splitmix((z + action * _GOLDEN) & _MASK64)
+    return (z >> 11) * (1.0 / 9007199254740992.0)
+
+
 NodePrior = Callable[[int, list[float]], list[float]]
 """``(depth, world-model policy) -> policy the node explores with`` (prior injection)."""
 
@@ -64,9 +86,11 @@ def reference_search(
     config: MCTSConfig,
     noise: Sequence[float] | None = None,
     node_prior: NodePrior | None = None,
+    tie_seed: int = 0,
 ) -> Node:
     """Search one root; returns the root ``Node``. ``noise`` is mixed into the root prior with
-    ``config.root_exploration_fraction``; ``node_prior`` replaces each node's policy."""
+    ``config.root_exploration_fraction``; ``node_prior`` replaces each node's policy; ``tie_seed``
+    seeds the tie-breaking noise."""
     with torch.no_grad():
         output, context = model.initial_inference([observation], [list(candidates)])
         root = Node(0.0, 0)
@@ -75,12 +99,12 @@ def reference_search(
             add_exploration_noise(config, root, noise)
         min_max_stats = MinMaxStats()
         backpropagate([root], float(output.value[0]), config.discount, min_max_stats)
-        for _ in range(config.num_simulations):
+        for simulation in range(1, config.num_simulations + 1):
             node = root
             search_path = [node]
             action = -1
             while node.expanded():
-                action, node = select_child(config, node, min_max_stats)
+                action, node = select_child(config, node, min_max_stats, tie_seed, simulation)
                 search_path.append(node)
             parent = search_path[-2]
             output = model.recurrent_inference(parent.hidden_state, torch.tensor([action]), context)
@@ -89,10 +113,13 @@ def reference_search(
     return root
 
 
-def select_child(config: MCTSConfig, node: Node, min_max_stats: MinMaxStats) -> tuple[int, Node]:
+def select_child(
+    config: MCTSConfig, node: Node, min_max_stats: MinMaxStats, tie_seed: int, simulation: int
+) -> tuple[int, Node]:
     best_action, best_child, best_score = -1, None, -float("inf")
     for action, child in node.children.items():
         score = ucb_score(config, node, child, min_max_stats)
+        score += TIE_BREAK_SCALE * tie_uniform(tie_seed, simulation, node.depth, action)
         if score > best_score:
             best_action, best_child, best_score = action, child, score
     return best_action, best_child

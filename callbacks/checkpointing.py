@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 
 _STEP_FILE = re.compile(r"^step=(\d+)\.ckpt$")
 
@@ -97,8 +98,10 @@ class Checkpointing(Checkpoint):
     falls through to the previous handler. The previous SIGINT handler comes back at the end.
 
     What is saved is ``trainer.save_checkpoint``'s content (module, optimizer, loop counters,
-    ``datamodule.state_dict()`` with the replay buffer) plus, in this callback's state, the python,
-    numpy and torch RNG states (rank zero's), restored on resume.
+    ``datamodule.state_dict()`` with every rank's replay buffer and episodes in progress) plus, in
+    this callback's state, every rank's python, numpy and torch RNG states, each restored on its
+    rank on resume. Lightning runs ``Checkpoint`` callbacks after all others, so a save at step
+    ``N`` holds what every other callback did at step ``N`` (an RFT or PPO round, say).
 
     Args:
         dirpath: where checkpoints go (default ``<trainer.default_root_dir>/checkpoints``: fixed
@@ -212,10 +215,14 @@ class Checkpointing(Checkpoint):
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
-        return {"rng": state}
+        return {"rng": gather_rank_states(state)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        rng = state_dict.get("rng")
+        states = state_dict.get("rng")
+        if states is None:
+            return
+        rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+        rng = own_rank_state(states, rank, "RNG states")
         if rng is None:
             return
         random.setstate(rng["python"])

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence, get_args
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from torchmetrics import MeanMetric
 
-from priorzero_pl import evaluation
-from priorzero_pl.agent import ActingMode
+from priorzero_pl import episodes
+from priorzero_pl.agent import ACTING_MODES, ActingMode
 from priorzero_pl.errors import PriorZeroInputError
 
 
@@ -37,7 +37,8 @@ class Evaluation(Callback):
 
     The modes separate the parts: ``world_model`` searches without the LLM prior,
     ``prior`` follows the LLM prior without search, ``world_model+prior`` is the agent as it
-    collects. Means are torchmetrics ``MeanMetric`` reduced over ranks; each rank plays its own
+    collects. Every mode acts through ``pl_module.acting_agent("evaluate", mode=...)``: greedy,
+    noise-free, with the prior weight scheduled for this step. Means are torchmetrics ``MeanMetric`` reduced over ranks; each rank plays its own
     episodes (seeds ``seed + rank * episodes + i``), so more ranks give a tighter estimate.
     Metrics go to the trainer's loggers at ``global_step`` (``pl_module.log`` is not allowed in
     ``on_train_end``) and into ``trainer.callback_metrics``; the latest are kept in ``last_metrics``.
@@ -60,7 +61,7 @@ class Evaluation(Callback):
     ) -> None:
         if every_n_steps < 1 or episodes < 1:
             raise PriorZeroInputError(f"Evaluation.every_n_steps and episodes must be >= 1, got {every_n_steps} and {episodes}")
-        known = get_args(ActingMode)
+        known = ACTING_MODES
         if not modes or len(set(modes)) != len(modes) or any(m not in known for m in modes):
             raise PriorZeroInputError(f"Evaluation.modes must be distinct values of {list(known)}, got {list(modes)}")
         if max_steps is not None and max_steps < 1:
@@ -88,14 +89,19 @@ class Evaluation(Callback):
         """Play, reduce over ranks, log; returns the metrics."""
         self._evaluated_at = trainer.global_step
         seed = self.seed + trainer.global_rank * self.episodes
+        datamodule = trainer.datamodule
         metrics: dict[str, float] = {}
         for mode in self.modes:
             # Fresh metrics on the module's device: the cross-rank reduction runs on the
             # process group's device (NCCL cannot reduce CPU tensors).
             score, normalized, length = (MeanMetric().to(pl_module.device) for _ in range(3))
             with acting(pl_module):
-                results = evaluation.play_episodes(
-                    pl_module, episodes=self.episodes, mode=mode, seed=seed, max_steps=self.max_steps
+                results = episodes.play_episodes(
+                    pl_module.acting_agent("evaluate", mode=mode),
+                    datamodule.game_path,
+                    episodes=self.episodes,
+                    seed=seed,
+                    **datamodule.game_kwargs(self.max_steps),
                 )
             for result in results:
                 score.update(result.score)

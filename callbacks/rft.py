@@ -7,6 +7,7 @@ import math
 from typing import Any, Iterator
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -17,16 +18,11 @@ from priorzero_pl.objectives.rft import RFTLoss, RFTObjective, rft_batch, select
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs
 
 
-def _minibatches(batch: CandidateBatch, size: int, count: int) -> Iterator[CandidateBatch]:
+def _minibatches(batch: CandidateBatch, size: int, count: int, generator: np.random.Generator) -> Iterator[CandidateBatch]:
     """``count`` shuffled minibatches of ``size`` rows (the last may be smaller)."""
-    order = torch.randperm(len(batch))
+    order = torch.as_tensor(generator.permutation(len(batch)))
     for chunk in order.split(size)[:count]:
-        rows = chunk.tolist()
-        yield CandidateBatch(
-            prompts=[batch.prompts[i] for i in rows],
-            candidates=[batch.candidates[i] for i in rows],
-            action_index=batch.action_index[chunk],
-        )
+        yield batch.take(chunk)
 
 
 class RFT(Callback):
@@ -47,6 +43,8 @@ class RFT(Callback):
         minibatch_size: steps per queued minibatch.
         loss: ``tokens`` (LM loss on the action's tokens after the prompt) or ``candidates``
             (NLL of the action among the step's candidates).
+        seed: with the rank and the step, seeds each round's shuffle (so a resumed run shuffles
+            as the run it resumes).
     """
 
     def __init__(
@@ -57,6 +55,7 @@ class RFT(Callback):
         min_return: float | None = None,
         minibatch_size: int = 16,
         loss: RFTLoss = "tokens",
+        seed: int = 0,
     ) -> None:
         for name, value in [("every_n_steps", every_n_steps), ("recent_episodes", recent_episodes), ("minibatch_size", minibatch_size)]:
             if value < 1:
@@ -71,6 +70,7 @@ class RFT(Callback):
         self.min_return = min_return
         self.minibatch_size = minibatch_size
         self.loss = loss
+        self.seed = seed
         self.objective: RFTObjective | None = None
         self._last_round = -1
 
@@ -81,6 +81,7 @@ class RFT(Callback):
             # Mean per token, as a language-model loss is: long actions are not favoured or punished.
             sequence_logprobs = functools.partial(candidate_logprobs, pl_module.llm, pl_module.tokenizer, length_normalise=True)
         self.objective = RFTObjective(self.loss, sequence_logprobs)
+        pl_module.register_llm_objective(self.objective)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -94,7 +95,8 @@ class RFT(Callback):
         top = select_top_episodes(segments, top_fraction=self.top_fraction, min_return=self.min_return)
         rows = rft_batch(top)
         count = agreed_count(trainer, math.ceil(len(rows) / self.minibatch_size))
-        for minibatch in _minibatches(rows, self.minibatch_size, count):
+        generator = np.random.default_rng([self.seed, trainer.global_rank, trainer.global_step])
+        for minibatch in _minibatches(rows, self.minibatch_size, count, generator):
             pl_module.enqueue_llm_objective(self.objective, minibatch)
         returns = [s.episode_return for s in top]
         pl_module.log("llm/rft_episodes", float(len(top)), batch_size=1)

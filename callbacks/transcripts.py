@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, get_args
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -11,10 +11,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.evaluation import acting
-from priorzero_pl import evaluation
-from priorzero_pl.agent import ActingMode
+from priorzero_pl import episodes
+from priorzero_pl.agent import ACTING_MODES, ActingMode
+from priorzero_pl.episodes import EpisodeResult
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.evaluation import EpisodeResult
 
 
 # Game text is full of markdown syntax (ASCII-art banners, `*` and `_` in room art); a stray `|`
@@ -50,6 +50,8 @@ class Transcripts(Callback):
     to TensorBoard's Text tab (tag ``transcript/<mode>``) as a table: observation, candidates with
     their prior and visit probabilities, chosen action, reward. Reading a few of these is the
     fastest way to see whether the prior and the search agree, and where the agent gets stuck.
+    The episode is played by ``pl_module.acting_agent("evaluate", mode=mode)``, the agent the
+    Evaluation callback measures.
 
     Needs a :class:`~lightning.pytorch.loggers.TensorBoardLogger` among the trainer's loggers;
     otherwise it says so once and does nothing. Every rank plays the episode (a sharded model's
@@ -67,8 +69,8 @@ class Transcripts(Callback):
     ) -> None:
         if every_n_steps < 1:
             raise PriorZeroInputError(f"Transcripts.every_n_steps must be >= 1, got {every_n_steps}")
-        if mode not in get_args(ActingMode):
-            raise PriorZeroInputError(f"Transcripts.mode must be one of {list(get_args(ActingMode))}, got {mode!r}")
+        if mode not in ACTING_MODES:
+            raise PriorZeroInputError(f"Transcripts.mode must be one of {list(ACTING_MODES)}, got {mode!r}")
         if max_steps is not None and max_steps < 1:
             raise PriorZeroInputError(f"Transcripts.max_steps must be >= 1 or null, got {max_steps}")
         self.every_n_steps = every_n_steps
@@ -91,8 +93,15 @@ class Transcripts(Callback):
                 rank_zero_info("Transcripts: no TensorBoardLogger among the trainer's loggers; transcripts are off")
                 self._said_no_tensorboard = True
             return
+        datamodule = trainer.datamodule
         with acting(pl_module):
-            (result,) = evaluation.play_episodes(pl_module, episodes=1, mode=self.mode, seed=self.seed, max_steps=self.max_steps)
+            (result,) = episodes.play_episodes(
+                pl_module.acting_agent("evaluate", mode=self.mode),
+                datamodule.game_path,
+                episodes=1,
+                seed=self.seed,
+                **datamodule.game_kwargs(self.max_steps),
+            )
         if trainer.is_global_zero:
             text = transcript_markdown(result, f"step {step}, mode `{self.mode}`, seed {self.seed}")
             writers[0].experiment.add_text(f"transcript/{self.mode}", text, global_step=step)

@@ -5,58 +5,70 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, IterableDataset
 
-from datamodules.collector import Collector
+from datamodules.collector import collect
+from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
 from priorzero_pl.buffer import ReplayBuffer, ReplayConfig
 from priorzero_pl.envs import EnvPool, resolve_game
+from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
+from priorzero_pl.rank_state import gather_rank_states, own_rank_state
+from priorzero_pl.rollout import Rollout
+
+_BUFFER_STREAM, _ACTING_STREAM = 0, 1
+"""Seed entropy ``[data.seed, rank, stream]``: each rank's replay sampler and acting generator are
+independent streams."""
+
+
+class ReplayTicket:
+    """A placeholder the training stream yields; the data module turns it into a batch when the
+    loop takes it (``on_before_batch_transfer``). Lightning's fetcher runs one item ahead: a batch
+    made there would be played with the weights of two steps back, and a checkpoint written in
+    between would hold a data state one batch ahead of the loop, which a resume cannot replay."""
 
 
 class CollectAndReplay(IterableDataset):
-    """Endless stream: collect ``collect_steps`` env steps, then yield ``batches_per_collect``
-    batches sampled from the buffer (the replay ratio), after a warm-up that fills the buffer.
+    """Endless stream of :class:`ReplayTicket`; see :meth:`PriorZeroDataModule.next_batch`."""
 
-    Each item is a dict of named sub-batches: ``world_model`` (a ``WorldModelBatch``) and, on the
-    first batch after a collection round, ``collect`` (that round's metrics, floats).
-    """
-
-    def __init__(self, datamodule: "PriorZeroDataModule") -> None:
-        self.datamodule = datamodule
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        dm = self.datamodule
+    def __iter__(self) -> Iterator[ReplayTicket]:
         while True:
-            metrics = dm.collect_round()
-            for i in range(dm.batches_per_collect):
-                batch: dict[str, Any] = {"world_model": dm.buffer.sample(dm.batch_size)}
-                if i == 0:
-                    batch["collect"] = metrics
-                yield batch
+            yield ReplayTicket()
 
 
 class EvaluationEpisodes(IterableDataset):
-    """One item: the number of greedy evaluation episodes ``validation_step`` plays (batched)."""
+    """One item: the :class:`~priorzero_pl.episodes.EvaluationRequest` ``validation_step`` plays."""
 
-    def __init__(self, episodes: int) -> None:
-        self.episodes = episodes
+    def __init__(self, request: EvaluationRequest) -> None:
+        self.request = request
 
-    def __iter__(self) -> Iterator[int]:
-        yield self.episodes
+    def __iter__(self) -> Iterator[EvaluationRequest]:
+        yield self.request
 
 
 class PriorZeroDataModule(L.LightningDataModule):
     """Streams training batches from games played by the current agent.
 
+    The stream collects ``collect_steps`` env steps, then yields ``batches_per_collect`` batches
+    sampled from the buffer (the replay ratio), after a warm-up that fills the buffer. Each batch
+    is a dict of named sub-batches: ``world_model`` (a ``WorldModelBatch``) and, on the first
+    batch after a collection round, ``collect`` (that round's metrics, floats). Batches are made
+    when the training loop takes them (see :class:`ReplayTicket`).
+
     The dataloaders run in the main process (``num_workers=0``): the agent must act with the
     trainer's current weights, and each worker would get its own copy of the games. Collection
-    parallelism lives in :class:`~priorzero_pl.envs.EnvPool`.
+    parallelism lives in :class:`~priorzero_pl.envs.EnvPool`; the agent comes from
+    ``PriorZeroModule.acting_agent("collect", temperature=...)`` and plays through
+    :class:`~priorzero_pl.rollout.Rollout`.
 
-    Under DDP / DeepSpeed every rank collects with its own ``EnvPool`` (seeds offset by rank) into
-    its own buffer.
+    Under DDP / DeepSpeed every rank collects with its own ``EnvPool`` (seeds offset by rank), its
+    own acting generator and its own buffer sampler into its own buffer; the checkpoint keeps every
+    rank's (:mod:`priorzero_pl.rank_state`). A resumed run continues exactly where it stopped: the
+    buffer, both generators, the counters, the place in the replay-ratio cycle, and the episodes
+    in progress, which are replayed into the fresh games (with the checkpoint's env seeds).
 
     Args:
         game: a Jericho story file path, a game name looked up in ``games_dir`` / ``$PRIORZERO_GAMES``
@@ -76,7 +88,8 @@ class PriorZeroDataModule(L.LightningDataModule):
         max_consecutive_failures: collection rounds that may fail in a row before the run stops.
         eval_episodes: greedy episodes per validation run.
         valid_actions_timeout: seconds allowed to compute a state's valid actions.
-        seed: base seed (env ``i`` of rank ``r`` uses ``seed + 1000 * r + i``).
+        seed: base seed (env ``i`` of rank ``r`` uses ``seed + 1000 * r + i``; the generators
+            of rank ``r`` use ``[seed, r, stream]``).
     """
 
     def __init__(
@@ -126,15 +139,23 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.eval_episodes = eval_episodes
         self.valid_actions_timeout = valid_actions_timeout
         self.seed = seed
-        self.buffer = ReplayBuffer.from_config(replay, seed=seed)
+        self.buffer = ReplayBuffer.from_config(replay, seed=[seed, 0, _BUFFER_STREAM])
+        self.rng = np.random.default_rng([seed, 0, _ACTING_STREAM])
+        """The acting generator (root noise, action sampling, tie-breaking) of this rank."""
+        self.env_seed = seed
+        """Seed of env 0 of this rank's pool (``seed + 1000 * rank``, or the checkpoint's)."""
         self.env_steps = 0
         self.episodes = 0
         self.collector_failures = 0
         self.consecutive_failures = 0
+        self.batches_left = 0
+        """Batches still to sample before the next collection round."""
         # Resolved now so that a bad path fails before any model is loaded.
         self.game_path: str | None = None if game == EMBEDDED else str(resolve_game(game, games_dir))
         self.env_pool: EnvPool | None = None
-        self.collector: Collector | None = None
+        self.rollout: Rollout | None = None
+        self._saved_rollout: dict[str, Any] | None = None
+        self._seeded_rank: int | None = None
 
     # ------------------------------------------------------------------ set-up
     def prepare_data(self) -> None:
@@ -145,24 +166,41 @@ class PriorZeroDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.game_path is None:
             self.game_path = str(embedded_game())
+        rank = self._rank()
+        if self._seeded_rank != rank:
+            self._seeded_rank = rank
+            self.buffer.reseed([self.seed, rank, _BUFFER_STREAM])
+            self.rng = np.random.default_rng([self.seed, rank, _ACTING_STREAM])
+            self.env_seed = self.seed + 1000 * rank
 
-    def game_kwargs(self) -> dict[str, Any]:
-        """How every `TextGame` of this run is built (collection and evaluation)."""
-        return {"max_steps": self.max_episode_steps, "valid_actions_timeout": self.valid_actions_timeout}
+    def _rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
 
-    def _ensure_collector(self) -> Collector:
-        if self.collector is None:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
-            seed = self.seed + 1000 * rank
-            self.env_pool = EnvPool(self.game_path, self.num_envs, seed=seed, **self.game_kwargs())
-            self.collector = Collector(self.env_pool, self.buffer, game=self.game_path, seed=seed)
-        return self.collector
+    def game_kwargs(self, max_steps: int | None = None) -> dict[str, Any]:
+        """How every `TextGame` of this run is built (collection and evaluation); ``max_steps``
+        overrides the episode limit."""
+        return {"max_steps": max_steps or self.max_episode_steps, "valid_actions_timeout": self.valid_actions_timeout}
+
+    def _ensure_rollout(self) -> Rollout:
+        if self.rollout is None:
+            self.env_pool = EnvPool(self.game_path, self.num_envs, seed=self.env_seed, **self.game_kwargs())
+            self.rollout = Rollout(self.env_pool, game=self.game_path, restart=True)
+            if self._saved_rollout is not None:
+                self.rollout.restore(self._saved_rollout)
+                self._saved_rollout = None
+        return self.rollout
 
     def teardown(self, stage: str) -> None:
+        """Close the games; the episodes in progress are kept, for a checkpoint written after."""
+        if self.rollout is not None and self.rollout.started:
+            self._saved_rollout = self.rollout.state_dict()
+        self._close_games()
+
+    def _close_games(self) -> None:
         if self.env_pool is not None:
             self.env_pool.close()
         self.env_pool = None
-        self.collector = None
+        self.rollout = None
 
     # ------------------------------------------------------------- collection
     def temperature(self) -> float:
@@ -171,21 +209,35 @@ class PriorZeroDataModule(L.LightningDataModule):
         progress = 1.0 if steps == 0 else min(1.0, self.env_steps / steps)
         return start + (end - start) * progress
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.next_batch() if isinstance(batch, ReplayTicket) else batch
+
+    def next_batch(self) -> dict[str, Any]:
+        """The next training batch: after a collection round when the round's batches are used up."""
+        batch: dict[str, Any] = {}
+        if self.batches_left == 0:
+            batch["collect"] = self.collect_round()
+            self.batches_left = self.batches_per_collect
+        self.batches_left -= 1
+        batch["world_model"] = self.buffer.sample(self.batch_size)
+        return batch
+
     def collect_round(self) -> dict[str, float]:
         """Collect one round (the whole warm-up the first time). A round that raises is logged,
-        counted and skipped; ``max_consecutive_failures`` in a row stop the run with the cause."""
+        counted and skipped (its games are restarted); ``max_consecutive_failures`` in a row stop
+        the run with the cause."""
         module = self.trainer.lightning_module
         target = self.collect_steps if self.buffer.num_steps >= max(self.warmup_steps, 1) else max(self.warmup_steps, 1)
         while True:
             try:
-                stats = self._ensure_collector().collect(
-                    module.agent(), target, temperature=self.temperature(), prior_weight=module.prior_weight()
-                )
+                agent = module.acting_agent("collect", temperature=self.temperature())
+                stats = collect(self._ensure_rollout(), agent, self.rng, self.buffer, target)
             except Exception as err:  # noqa: BLE001 - any collection failure is survivable up to the limit
                 self.collector_failures += 1
                 self.consecutive_failures += 1
                 rank_zero_warn(f"collection round failed ({self.consecutive_failures} in a row): {type(err).__name__}: {err}")
-                self.teardown("fit")
+                self._close_games()
+                self._saved_rollout = None
                 if self.consecutive_failures > self.max_consecutive_failures:
                     raise RuntimeError(
                         f"collection failed {self.consecutive_failures} times in a row (data.max_consecutive_failures="
@@ -209,26 +261,45 @@ class PriorZeroDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ dataloaders
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(CollectAndReplay(self), batch_size=None, num_workers=0)
+        return DataLoader(CollectAndReplay(), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(EvaluationEpisodes(self.eval_episodes), batch_size=None, num_workers=0)
+        request = EvaluationRequest(game=self.game_path, episodes=self.eval_episodes, game_kwargs=self.game_kwargs())
+        return DataLoader(EvaluationEpisodes(request), batch_size=None, num_workers=0)
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Replay buffer and counters: what a resumed run needs to continue where this one stopped."""
-        return {
+        """Every rank's data state (see :mod:`priorzero_pl.rank_state`): what a resumed run needs
+        to continue exactly where this one stopped."""
+        if self.rollout is not None and self.rollout.started:
+            rollout = self.rollout.state_dict()
+        else:
+            rollout = self._saved_rollout
+        local = {
             "buffer": self.buffer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "env_seed": self.env_seed,
+            "rollout": rollout,
             "env_steps": self.env_steps,
             "episodes": self.episodes,
             "collector_failures": self.collector_failures,
+            "batches_left": self.batches_left,
         }
+        return {"ranks": gather_rank_states(local)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.buffer.load_state_dict(state_dict["buffer"])
-        self.env_steps = int(state_dict["env_steps"])
-        self.episodes = int(state_dict["episodes"])
-        self.collector_failures = int(state_dict["collector_failures"])
+        local = own_rank_state(state_dict["ranks"], self._rank(), "a replay buffer and episodes in progress")
+        if local is None:
+            return
+        self.buffer.load_state_dict(local["buffer"])
+        self.rng.bit_generator.state = local["rng"]
+        self.env_seed = int(local["env_seed"])
+        self._close_games()
+        self._saved_rollout = local["rollout"]
+        self.env_steps = int(local["env_steps"])
+        self.episodes = int(local["episodes"])
+        self.collector_failures = int(local["collector_failures"])
+        self.batches_left = int(local["batches_left"])
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and "world_model" in batch:

@@ -1,7 +1,8 @@
 """Acting: one decision for each of a batch of games, from the LLM prior and a search in the world model.
 
-Collection and evaluation both act through :class:`Agent`, so that what is evaluated is exactly
-what collects the data.
+An :class:`Agent` carries every setting that decides how it acts (:class:`ActingSettings`), so
+that collection, evaluation, transcripts and the demo act through the same object and differ
+only in the settings it was built with (``PriorZeroModule.acting_agent(purpose)`` builds it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from priorzero_pl.envs.step import StepRecord
+from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, run_search
 from priorzero_pl.mcts.types import SearchModel
 from priorzero_pl.prior import FallbackPrior, HistoryStep, PriorRequest, PromptBuilder
@@ -20,6 +22,37 @@ from priorzero_pl.prior import FallbackPrior, HistoryStep, PriorRequest, PromptB
 ActingMode = Literal["world_model", "world_model+prior", "prior"]
 """``world_model``: search without the LLM prior; ``world_model+prior``: search with the prior
 injected as configured (the training agent); ``prior``: the LLM prior alone, no search."""
+
+ACTING_MODES: tuple[str, ...] = ("world_model", "world_model+prior", "prior")
+
+
+@dataclass(frozen=True)
+class ActingSettings:
+    """How an agent acts, apart from its weights.
+
+    Attributes:
+        mode: what decides (see :data:`ActingMode`).
+        explore: Dirichlet noise at the root and the action sampled from the tempered visit
+            counts (the tempered prior in ``prior`` mode); False: a noise-free search and the most
+            visited candidate (the prior's argmax), ties broken at random.
+        temperature: the action is drawn from ``N^(1/T)`` (``p^(1/T)``); 0 is uniform over the
+            most visited. Used only with ``explore``. It never changes the stored visit policy.
+        prior_weight: ``mixture`` weight of the LLM prior (a schedule's value at this step);
+            None: the MCTS config's.
+    """
+
+    mode: ActingMode = "world_model+prior"
+    explore: bool = False
+    temperature: float = 1.0
+    prior_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ACTING_MODES:
+            raise PriorZeroInputError(f"acting mode must be one of {list(ACTING_MODES)}, got {self.mode!r}")
+        if not self.temperature >= 0:
+            raise PriorZeroInputError(f"acting temperature must be >= 0 (0 = most visited), got {self.temperature}")
+        if self.prior_weight is not None and not 0 <= self.prior_weight <= 1:
+            raise PriorZeroInputError(f"acting prior_weight must be in [0, 1], got {self.prior_weight}")
 
 
 @dataclass
@@ -31,9 +64,10 @@ class Decision:
         action: the chosen action text.
         prompt: the prompt the LLM prior scored.
         prior_logprobs: ``[A]`` LLM log-prior over the candidates (uniform when no prior ran).
-        visit_policy: ``[A]`` the search's visit policy (the prior itself in ``prior`` mode).
+        visit_policy: ``[A]`` the search's raw visit fractions (the prior itself in ``prior`` mode).
         root_value: value of the root after search (0 in ``prior`` mode).
-        behaviour_logprob: log-prob of the chosen action under the LLM prior (PPO's old log-prob).
+        behaviour_logprob: log-prob of the chosen action under the distribution it was drawn
+            from (tempered visit counts of the noised search, or the tempered prior; 0 when greedy).
         search_depth: deepest node the search reached.
         prior_tv: total-variation distance between visit policy and world-model policy.
     """
@@ -57,6 +91,7 @@ class Agent:
         prior: the LLM prior (``None`` acts as a uniform prior).
         prompt_builder: turns history + observation + candidates into the prior's prompt.
         mcts: search settings.
+        settings: how it acts (mode, exploration, temperature, prior weight).
     """
 
     def __init__(
@@ -65,43 +100,37 @@ class Agent:
         prior: FallbackPrior | None,
         prompt_builder: PromptBuilder,
         mcts: MCTSConfig,
+        settings: ActingSettings = ActingSettings(),
     ) -> None:
         self.world_model = world_model
         self.prior = prior
         self.prompt_builder = prompt_builder
         self.mcts = mcts
+        self.settings = settings
 
     def act(
-        self,
-        records: Sequence[StepRecord],
-        histories: Sequence[Sequence[HistoryStep]],
-        rng: np.random.Generator,
-        *,
-        mode: ActingMode = "world_model+prior",
-        explore: bool = True,
-        temperature: float | None = None,
-        prior_weight: float | None = None,
+        self, records: Sequence[StepRecord], histories: Sequence[Sequence[HistoryStep]], rng: np.random.Generator
     ) -> list[Decision]:
-        """Decide one action per game. ``explore`` adds root noise and samples from the visit
-        policy; without it the search is noise-free and the action is the argmax."""
+        """Decide one action per game; ``rng`` is the only source of randomness."""
+        settings = self.settings
         candidates = [list(r.candidates) for r in records]
         prompts = [self.prompt_builder.build(h, r.observation, r.candidates) for r, h in zip(records, histories)]
         log_priors = self._prior(prompts, candidates, records)
 
-        if mode == "prior":
-            return [self._prior_decision(p, c, lp, rng, explore, temperature) for p, c, lp in zip(prompts, candidates, log_priors)]
+        if settings.mode == "prior":
+            return [self._prior_decision(p, c, lp, rng) for p, c, lp in zip(prompts, candidates, log_priors)]
 
         output = run_search(
             self.world_model,
             [r.observation for r in records],
             candidates,
-            log_priors if mode == "world_model+prior" else None,
+            log_priors if settings.mode == "world_model+prior" else None,
             self.mcts,
             rng,
-            add_noise=explore,
-            greedy=not explore,
-            prior_weight=prior_weight,
-            visit_temperature=temperature,
+            add_noise=settings.explore,
+            greedy=not settings.explore,
+            prior_weight=settings.prior_weight,
+            action_temperature=settings.temperature,
         )
         decisions = []
         for i, (prompt, cands, log_prior) in enumerate(zip(prompts, candidates, log_priors)):
@@ -114,7 +143,7 @@ class Agent:
                     prior_logprobs=log_prior,
                     visit_policy=output.visit_policy[i, : len(cands)].astype(np.float32),
                     root_value=float(output.root_value[i]),
-                    behaviour_logprob=float(log_prior[a]),
+                    behaviour_logprob=float(np.log(output.action_policy[i, a])),
                     search_depth=int(output.max_depth[i]),
                     prior_tv=float(output.prior_tv[i]),
                 )
@@ -127,23 +156,27 @@ class Agent:
         requests = [PriorRequest(prompt=p, candidates=c, state_hash=r.state_hash) for p, c, r in zip(prompts, candidates, records)]
         return [lp.detach().float().cpu().numpy() for lp in self.prior.score(requests)]
 
-    @staticmethod
     def _prior_decision(
-        prompt: str,
-        candidates: list[str],
-        log_prior: np.ndarray,
-        rng: np.random.Generator,
-        explore: bool,
-        temperature: float | None,
+        self, prompt: str, candidates: list[str], log_prior: np.ndarray, rng: np.random.Generator
     ) -> Decision:
-        probs = torch.softmax(torch.as_tensor(log_prior, dtype=torch.float64) / (temperature or 1.0), dim=0).numpy()
-        a = int(rng.choice(len(candidates), p=probs / probs.sum())) if explore else int(np.argmax(log_prior))
+        """The prior alone: the action drawn from ``p^(1/T)``, or its argmax (ties at random)."""
+        log_prior64 = torch.as_tensor(log_prior, dtype=torch.float64)
+        prior = torch.softmax(log_prior64, dim=0).numpy()
+        if self.settings.explore:
+            top = log_prior64 == log_prior64.max()
+            temperature = self.settings.temperature
+            behaviour = (top / top.sum()).numpy() if temperature == 0 else torch.softmax(log_prior64 / temperature, 0).numpy()
+            a = int(rng.choice(len(candidates), p=behaviour / behaviour.sum()))
+            behaviour_logprob = float(np.log(behaviour[a]))
+        else:
+            a = int(rng.choice(np.flatnonzero(log_prior == log_prior.max())))
+            behaviour_logprob = 0.0
         return Decision(
             action_index=a,
             action=candidates[a],
             prompt=prompt,
             prior_logprobs=log_prior,
-            visit_policy=probs.astype(np.float32),
+            visit_policy=prior.astype(np.float32),
             root_value=0.0,
-            behaviour_logprob=float(log_prior[a]),
+            behaviour_logprob=behaviour_logprob,
         )

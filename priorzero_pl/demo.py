@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from priorzero_pl.evaluation import EpisodeResult, play_episodes, play_random_episodes
+from priorzero_pl.episodes import EpisodeResult, play_episodes, play_random_episodes
 
 RANDOM_EPISODES = 20
 """Random play is noisy; more episodes than the (deterministic, greedy) agent needs."""
@@ -21,7 +21,13 @@ def run_demo(args: Sequence[str]) -> dict[str, float]:
 
     cli = build_cli(["fit", *args])
     module, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
-    agent_results = play_episodes(module, episodes=datamodule.eval_episodes, mode="world_model+prior", seed=module.eval_seed)
+    agent_results = play_episodes(
+        module.acting_agent("evaluate"),
+        datamodule.game_path,
+        episodes=datamodule.eval_episodes,
+        seed=module.eval_seed,
+        **datamodule.game_kwargs(),
+    )
     random_results = play_random_episodes(
         datamodule.game_path, episodes=RANDOM_EPISODES, seed=module.eval_seed, **datamodule.game_kwargs()
     )

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import grad_norm
+from lightning.pytorch.strategies import DeepSpeedStrategy
+from lightning.pytorch.utilities import grad_norm, rank_zero_warn
 from torchmetrics import MeanMetric
 
-from priorzero_pl.agent import Agent
+from priorzero_pl.agent import ActingMode, ActingSettings, Agent
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_llm
 from priorzero_pl.buffer import WorldModelBatch
 from priorzero_pl.config import LLMConfig, OptimConfig
-from priorzero_pl.evaluation import play_episodes
+from priorzero_pl.episodes import EvaluationRequest, play_episodes
+from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModel, WorldModelConfig
 from priorzero_pl.models.llm import load_llm
 from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.objectives.objective import CandidateBatch, LLMObjective
-from priorzero_pl.prior import FallbackPrior, PriorConfig, PromptBuilder, build_prior
+from priorzero_pl.prior import FallbackPrior, PriorConfig, build_prior, build_prompt_builder
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+from priorzero_pl.rank_state import gather_rank_states, own_rank_state
+
+Purpose = Literal["collect", "evaluate"]
+"""What an agent is built for: ``collect`` explores (root noise, tempered sampling); ``evaluate``
+is noise-free and greedy. Both search with the prior weight scheduled for the current step."""
 
 
 class PriorZeroModule(L.LightningModule):
@@ -31,7 +38,10 @@ class PriorZeroModule(L.LightningModule):
     MCTS visits, latent consistency) and, unless switched off, distils the visit policy into the
     LLM. Callbacks add further LLM objectives (RFT, PPO) by queueing ``(objective, batch)`` pairs:
     the module applies one per step inside the same loss, so there is one ``backward`` and one
-    optimizer (which DeepSpeed requires).
+    optimizer (which DeepSpeed requires). The queue is part of the checkpoint (every rank's).
+
+    Acting goes through :meth:`acting_agent`, which builds the agent with every setting a purpose
+    needs; collection, evaluation, transcripts and the demo all act through it.
 
     Args:
         llm: the LLM policy (local HF model path or ``embedded``) and its training switches.
@@ -66,22 +76,28 @@ class PriorZeroModule(L.LightningModule):
         self.llm.requires_grad_(llm.train)
         self.llm.train(llm.train)  # from_pretrained returns eval mode; Lightning keeps submodule modes
         self.world_model = WorldModel(world_model)
-        self.prompt_builder = PromptBuilder(
-            self.tokenizer,
-            history_len=prior.history_len,
-            max_observation_chars=prior.max_observation_chars,
-            use_chat_template=prior.use_chat_template,
-        )
+        self.prompt_builder = build_prompt_builder(prior, self.tokenizer)
         self.prior: FallbackPrior | None = None
         self.llm_updates = 0
         self._prior_cache_updates = 0
-        self._llm_queue: deque[tuple[LLMObjective, CandidateBatch]] = deque()
+        self._llm_objectives: dict[str, LLMObjective] = {}
+        # (objective name, batch); a batch restored from a checkpoint is its state dict until used.
+        self._llm_queue: deque[tuple[str, CandidateBatch | dict[str, Any]]] = deque()
+        self._warned_unknown_objectives: set[str] = set()
         self.eval_score = MeanMetric()
         self.eval_normalized_score = MeanMetric()
         self.eval_episode_length = MeanMetric()
 
     # --------------------------------------------------------------- acting
     def setup(self, stage: str) -> None:
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        buffer = getattr(datamodule, "buffer", None)
+        if buffer is not None and buffer.config.discount != self.mcts_config.discount:
+            raise PriorZeroInputError(
+                f"data.replay.discount={buffer.config.discount} differs from model.mcts.discount="
+                f"{self.mcts_config.discount}: the value targets, the search and PPO must use one discount; "
+                f"set data.replay.discount to {self.mcts_config.discount}"
+            )
         if self.prior is None:
             self.prior = build_prior(self.prior_config, self.llm, self.tokenizer, model_path=self.llm_path)
 
@@ -90,20 +106,32 @@ class PriorZeroModule(L.LightningModule):
             self.prior.close()
             self.prior = None
 
-    def agent(self) -> Agent:
-        """The acting agent over the current weights (no copies: updates show up at once).
+    def acting_agent(self, purpose: Purpose, *, mode: ActingMode = "world_model+prior", temperature: float = 1.0) -> Agent:
+        """The agent for ``purpose`` over the current weights (no copies: updates show up at once).
 
-        Cached prior scores are dropped when the LLM has changed since they were computed."""
+        ``collect``: root noise, the action drawn from the visit counts at ``temperature`` (the
+        data module's schedule). ``evaluate``: no noise, the most visited candidate (``temperature``
+        is not used). Both search with :meth:`prior_weight`, the weight scheduled for this step,
+        so what is evaluated is what collects. Cached prior scores are dropped when the LLM has
+        changed since they were computed."""
+        if purpose not in ("collect", "evaluate"):
+            raise PriorZeroInputError(f"acting purpose must be 'collect' or 'evaluate', got {purpose!r}")
         if self.prior is None:
             self.setup("fit")
         if self._prior_cache_updates != self.llm_updates:
             self.prior.clear_cache()
             self._prior_cache_updates = self.llm_updates
-        return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config)
+        explore = purpose == "collect"
+        settings = ActingSettings(
+            mode=mode, explore=explore, temperature=temperature if explore else 1.0, prior_weight=self.prior_weight()
+        )
+        return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config, settings)
 
-    def prior_weight(self) -> float | None:
-        """Mixture weight of the LLM prior at the current step (None: the MCTS config's own)."""
-        return None if self.prior_weight_schedule is None else self.prior_weight_schedule(self.global_step)
+    def prior_weight(self) -> float:
+        """Mixture weight of the LLM prior at the current step (the schedule's, or the MCTS config's)."""
+        if self.prior_weight_schedule is None:
+            return self.mcts_config.prior_weight
+        return self.prior_weight_schedule(self.global_step)
 
     # ------------------------------------------------------------ LLM policy
     def policy_logprobs(
@@ -122,11 +150,17 @@ class PriorZeroModule(L.LightningModule):
         )
         return [normalise_scores(r, self.prior_config.temperature) for r in raw]
 
+    def register_llm_objective(self, objective: LLMObjective) -> None:
+        """Make ``objective`` known by its name (callbacks do it at fit start), so that batches
+        restored from a checkpoint's queue find the objective that applies them."""
+        self._llm_objectives[objective.name] = objective
+
     def enqueue_llm_objective(self, objective: LLMObjective, batch: CandidateBatch) -> None:
         """Schedule one LLM objective minibatch; the next training step applies it."""
         if not self.llm_config.train:
             raise RuntimeError(f"{objective.name} was scheduled but model.llm.train is false: enable it or drop the callback")
-        self._llm_queue.append((objective, batch))
+        self.register_llm_objective(objective)
+        self._llm_queue.append((objective.name, batch))
 
     @property
     def llm_queue_size(self) -> int:
@@ -136,7 +170,7 @@ class PriorZeroModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         wm_batch: WorldModelBatch = batch["world_model"]
         loss, terms, priorities = self.world_model.loss(wm_batch)
-        if self.trainer.datamodule is not None and self.trainer.datamodule.buffer.config.prioritized:
+        if getattr(self.trainer.datamodule, "buffer", None) is not None and self.trainer.datamodule.buffer.config.prioritized:
             self.trainer.datamodule.buffer.update_priorities(wm_batch.indices.cpu(), priorities.cpu())
         bs = len(wm_batch.observations)
         self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
@@ -164,8 +198,9 @@ class PriorZeroModule(L.LightningModule):
             distill = distillation_loss(self.policy_logprobs(wm_batch.root_prompts[:n], candidates), targets)
             self.log("llm/distill_loss", distill.detach(), batch_size=n)
             total = self.llm_config.distill_weight * distill
-        if self._llm_queue:
-            objective, batch = self._llm_queue.popleft()
+        queued = self._next_queued()
+        if queued is not None:
+            objective, batch = queued
             objective_loss, metrics = objective.loss(self.policy_logprobs, batch)
             self.log_dict({f"llm/{k}": v.detach() if torch.is_tensor(v) else v for k, v in metrics.items()}, batch_size=len(batch))
             total = objective_loss if total is None else total + objective_loss
@@ -174,16 +209,56 @@ class PriorZeroModule(L.LightningModule):
             self.log("llm/updates", float(self.llm_updates), batch_size=1)
         return total
 
+    def _next_queued(self) -> tuple[LLMObjective, CandidateBatch] | None:
+        """The oldest queued batch with its objective; batches of an objective no callback
+        provides any more (a resume without that callback) are dropped, with a warning once."""
+        while self._llm_queue:
+            name, batch = self._llm_queue.popleft()
+            objective = self._llm_objectives.get(name)
+            if objective is None:
+                if name not in self._warned_unknown_objectives:
+                    self._warned_unknown_objectives.add(name)
+                    rank_zero_warn(f"queued {name!r} LLM batches from the checkpoint are dropped: no callback provides {name!r} now")
+                continue
+            if isinstance(batch, dict):
+                batch = objective.batch_type.from_state(batch)
+            return objective, batch
+        return None
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Gradient norms per model: the first place to look when a run diverges."""
         self.log_dict({f"grad_norm/world_model_{k}": v for k, v in grad_norm(self.world_model, 2).items() if k.endswith("total")})
         if self.llm_config.train:
             self.log_dict({f"grad_norm/llm_{k}": v for k, v in grad_norm(self.llm, 2).items() if k.endswith("total")})
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: int | float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip each parameter group (world model, LLM) by its own norm, to
+        ``trainer.gradient_clip_val``: one norm over both would let a large LLM gradient shrink
+        the world model's step, and the reverse. Clipping by value is per element anyway.
+
+        Under DeepSpeed this hook cannot clip (the engine holds the gradients, and Lightning warns
+        so at start-up): DeepSpeed clips by its config's ``gradient_clipping``, which Lightning
+        sets to ``trainer.gradient_clip_val``, as one global norm over all parameters."""
+        if not gradient_clip_val or isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            return
+        if gradient_clip_algorithm == "value":
+            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm="value")
+            return
+        for group in optimizer.param_groups:
+            torch.nn.utils.clip_grad_norm_(group["params"], gradient_clip_val)
+
     # ----------------------------------------------------------- evaluation
-    def validation_step(self, episodes: int, batch_idx: int) -> None:
-        """Play ``episodes`` greedy episodes with the training agent (world model + prior)."""
-        for result in play_episodes(self, episodes=int(episodes), mode="world_model+prior", seed=self.eval_seed):
+    def validation_step(self, request: EvaluationRequest, batch_idx: int) -> None:
+        """Play the requested greedy episodes with the evaluation agent (world model + prior)."""
+        results = play_episodes(
+            self.acting_agent("evaluate"), request.game, episodes=request.episodes, seed=self.eval_seed, **request.game_kwargs
+        )
+        for result in results:
             self.eval_score.update(result.score)
             self.eval_normalized_score.update(result.normalized_score)
             self.eval_episode_length.update(result.length)
@@ -203,7 +278,11 @@ class PriorZeroModule(L.LightningModule):
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["priorzero"] = {"llm_updates": self.llm_updates}
+        queue = [(name, batch if isinstance(batch, dict) else batch.to_state()) for name, batch in self._llm_queue]
+        checkpoint["priorzero"] = {"llm_updates": self.llm_updates, "llm_queue": gather_rank_states(queue)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.llm_updates = int(checkpoint.get("priorzero", {}).get("llm_updates", 0))
+        state = checkpoint.get("priorzero", {})
+        self.llm_updates = int(state.get("llm_updates", 0))
+        queue = own_rank_state(state.get("llm_queue", [[]]), self.global_rank, "queued LLM batches") or []
+        self._llm_queue = deque((name, batch) for name, batch in queue)

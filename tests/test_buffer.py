@@ -15,7 +15,7 @@ from priorzero_pl.errors import PriorZeroInputError
 def make_segment(length: int, *, game: str = "g", terminal: bool = True, final: bool = True) -> GameSegment:
     """Step ``t``: observation ``"<game> obs t"``, ``2 + t % 3`` candidates ``"<game> a t.i"``, visit
     policy one-hot on action ``t % 2``, reward ``t + 1``, root value ``10 (t + 1)``."""
-    segment = GameSegment(game=game, terminal=terminal, truncated=not terminal)
+    segment = GameSegment(game=game, terminal=terminal)
     for t in range(length):
         count = 2 + t % 3
         policy = np.zeros(count)
@@ -80,7 +80,6 @@ def test_sampled_windows_are_aligned_with_their_episode() -> None:
         name, _, start = batch.observations[b][0].split()
         segment, t = segments[name], int(start)
         assert batch.root_prompts[b] == f"{name} prompt {t}"
-        assert batch.root_behaviour_logprobs[b].item() == -t
         for k in range(4):
             position = t + k
             if position >= len(segment):
@@ -97,25 +96,48 @@ def test_sampled_windows_are_aligned_with_their_episode() -> None:
     assert (batch.weights == 1).all()
 
 
-def test_window_past_the_end_is_masked() -> None:
+def test_window_past_a_terminal_end_is_absorbing() -> None:
+    """MuZero's absorbing state: past a game-ending action, value and reward targets are 0 and
+    trained, the policy is not, and the actions are random candidates (every action absorbs)."""
     buffer = ReplayBuffer(100, unroll_steps=3, seed=0)
-    buffer.add(make_segment(2, final=True))
-    batch = buffer.sample(32)
-    row = int(np.argmax([obs[0] == "g obs 1" for obs in batch.observations]))
+    buffer.add(make_segment(2, terminal=True, final=True))
+    batch = buffer.sample(64)
+    rows = [b for b, obs in enumerate(batch.observations) if obs[0] == "g obs 1"]
+    row = rows[0]
     assert batch.observations[row] == ["g obs 1", "g obs 2", "g obs 2", "g obs 2"]
-    assert batch.step_mask[row].tolist() == [True, False, False, False]
+    assert batch.policy_mask[row].tolist() == [True, False, False, False]
+    assert batch.value_mask[row].tolist() == [True, True, True, True]
+    assert batch.reward_mask[row].tolist() == [True, True, True]
     assert batch.observation_mask[row].tolist() == [True, True, False, False]
     assert batch.candidates[row][1:] == [["g a 1.0", "g a 1.1", "g a 1.2"]] * 3
-    assert batch.actions[row].tolist() == [1, 0, 0]
+    assert batch.actions[row, 0].item() == 1
     assert batch.target_reward[row].tolist() == [2.0, 0.0, 0.0]
     assert batch.target_value[row].tolist() == [2.0, 0.0, 0.0, 0.0]
     assert batch.target_policy[row, 1:].sum().item() == 0.0
+    absorbing_actions = {a for b in rows for a in batch.actions[b, 1:].tolist()}
+    assert absorbing_actions == {0, 1, 2}, "past the end every candidate is an absorbing action"
+
+
+def test_window_past_a_truncated_end_is_masked() -> None:
+    buffer = ReplayBuffer(100, unroll_steps=3, seed=0)
+    buffer.add(make_segment(2, terminal=False, final=True))
+    batch = buffer.sample(32)
+    row = int(np.argmax([obs[0] == "g obs 1" for obs in batch.observations]))
+    for mask in (batch.policy_mask, batch.value_mask):
+        assert mask[row].tolist() == [True, False, False, False]
+    assert batch.reward_mask[row].tolist() == [True, False, False]
+    assert batch.observation_mask[row].tolist() == [True, True, False, False]
+    assert batch.actions[row].tolist() == [1, 0, 0]
+    assert batch.target_reward[row].tolist() == [2.0, 0.0, 0.0]
+    # Truncated: the last step bootstraps from its own root value (20), nothing past it is known.
+    assert batch.target_value[row].tolist() == [20.0, 0.0, 0.0, 0.0]
 
     unfinished = ReplayBuffer(100, unroll_steps=2, seed=0)
     unfinished.add(make_segment(1, terminal=False, final=False))
     batch = unfinished.sample(1)
     assert batch.observations[0] == ["g obs 0"] * 3
     assert batch.observation_mask[0].tolist() == [True, False, False]
+    assert batch.value_mask[0].tolist() == [True, False, False]
     assert batch.target_value[0].tolist() == [10.0, 0.0, 0.0]
 
 
@@ -162,8 +184,8 @@ def test_state_dict_round_trip_restores_samples(weights_only: bool) -> None:
     actual = restored.sample(16)
     assert actual.observations == expected.observations and actual.candidates == expected.candidates
     assert actual.root_prompts == expected.root_prompts
-    tensors = ("actions", "target_reward", "target_value", "target_policy", "candidate_mask", "step_mask")
-    for name in (*tensors, "observation_mask", "weights", "indices", "root_prior_logprobs"):
+    tensors = ("actions", "target_reward", "target_value", "target_policy", "candidate_mask", "policy_mask")
+    for name in (*tensors, "value_mask", "reward_mask", "observation_mask", "weights", "indices"):
         torch.testing.assert_close(getattr(actual, name), getattr(expected, name), rtol=0, atol=0)
     restored_policy, original_policy = (b.recent_segments(1)[0].visit_policies[2] for b in (restored, buffer))
     np.testing.assert_array_equal(restored_policy, original_policy)

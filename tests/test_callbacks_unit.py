@@ -21,12 +21,13 @@ import callbacks.ppo as ppo_callback
 from callbacks import PPO, RFT, Checkpointing, Evaluation, GracefulFallback, Transcripts, VLLMWeightSync
 from callbacks.checkpointing import atomic_save_checkpoint
 import priorzero_pl.module
-from priorzero_pl import evaluation
+from priorzero_pl import episodes
 from priorzero_pl.buffer.game_segment import GameSegment
+from priorzero_pl.episodes import EpisodeResult, TranscriptStep
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.evaluation import EpisodeResult, TranscriptStep
+from priorzero_pl.mcts import MCTSConfig
 from priorzero_pl.module import PriorZeroModule
-from priorzero_pl.objectives.ppo import PPOBatch
+from priorzero_pl.objectives.ppo import PPOBatch, ppo_rows
 
 
 # ----------------------------------------------------------------------------- fakes
@@ -38,6 +39,10 @@ class TinyModule(L.LightningModule):
         self.layer = torch.nn.Linear(4, 1)
         self.on_step = on_step
         self.steps_run = 0
+
+    def acting_agent(self, purpose: str, *, mode: str = "world_model+prior") -> tuple[str, str]:
+        """Stands for the agent: the evaluation callbacks only hand it to ``play_episodes``."""
+        return (purpose, mode)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         self.steps_run += 1
@@ -52,6 +57,22 @@ class TinyModule(L.LightningModule):
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(0)
         return DataLoader(TensorDataset(torch.randn(256, 4, generator=generator), torch.randn(256, 1, generator=generator)), batch_size=4)
+
+
+class GameData(L.LightningDataModule):
+    """The data module's game contract (path, TextGame options) around TinyModule's data."""
+
+    game_path = "stories/game.z5"
+
+    def __init__(self, module: TinyModule) -> None:
+        super().__init__()
+        self.module = module
+
+    def game_kwargs(self, max_steps: int | None = None) -> dict[str, Any]:
+        return {"max_steps": max_steps or 7}
+
+    def train_dataloader(self) -> DataLoader:
+        return self.module.train_dataloader()
 
 
 def tiny_trainer(tmp_path: Path, callbacks: list, max_steps: int, logger: Any = False) -> L.Trainer:
@@ -77,11 +98,14 @@ class RecordingModule:
         self.tokenizer = object()
         self.llm_updates = 0
         self.queued: list[tuple[Any, Any]] = []
+        self.registered: dict[str, Any] = {}
         self.logged: dict[str, float] = {}
         self.extra_queue = queue_size
         self.prior: Any = None
         self.prior_config = SimpleNamespace(length_normalise=True, temperature=1.0)
         self.llm_config = SimpleNamespace(train=True)
+        self.mcts_config = MCTSConfig()
+        self.llm_path = "llm-directory"
         self.device = torch.device("cpu")
 
     # The real module's scoring, run on this fake's llm, tokenizer and prior_config.
@@ -90,6 +114,9 @@ class RecordingModule:
     @property
     def llm_queue_size(self) -> int:
         return self.extra_queue + len(self.queued)
+
+    def register_llm_objective(self, objective: Any) -> None:
+        self.registered[objective.name] = objective
 
     def enqueue_llm_objective(self, objective: Any, batch: Any) -> None:
         self.queued.append((objective, batch))
@@ -226,72 +253,118 @@ def test_rft_skips_a_round_while_the_queue_is_full() -> None:
     assert module.queued == []
 
 
-def test_ppo_rollout_uses_stored_values_and_behaviour_logprobs() -> None:
+def test_ppo_rows_use_stored_values_and_behaviour_logprobs() -> None:
     terminal = segment("t", [1.0, 2.0], [0.5, 1.0], terminal=True)
     truncated = segment("u", [1.0, 0.0, 5.0], [0.0, 2.0, 3.0], terminal=False)
-    rows = ppo_callback.rollout([terminal, truncated], gamma=1.0, lam=1.0)
+    rows = ppo_rows([terminal, truncated], gamma=1.0, lam=1.0)
     # terminal: returns-to-go 3, 2; truncated: last step only bootstraps -> steps 0, 1 with
     # returns 1 + 0 + V(s2) = 4 and 0 + V(s2) = 3
     assert rows.prompts == ["t prompt 0", "t prompt 1", "u prompt 0", "u prompt 1"]
     torch.testing.assert_close(rows.returns, torch.tensor([3.0, 2.0, 4.0, 3.0]))
     torch.testing.assert_close(rows.advantages, torch.tensor([2.5, 1.0, 4.0, 1.0]))
-    torch.testing.assert_close(rows.old_logprob, torch.tensor([-0.1, -0.2, -0.1, -0.2]))
+    torch.testing.assert_close(rows.behaviour_logprob, torch.tensor([-0.1, -0.2, -0.1, -0.2]))
     assert rows.action_index.tolist() == [0, 1, 0, 1]
 
 
-def test_ppo_round_queues_epochs_of_minibatches_with_reference_logprobs(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_reference_loader(monkeypatch: pytest.MonkeyPatch, module: "RecordingModule") -> None:
+    """``load_llm(path)`` gives a fresh copy of the fake's initial LLM (the pretrained weights)."""
+    import copy
+
+    pretrained = copy.deepcopy(module.llm)
+    monkeypatch.setattr(ppo_callback, "load_llm", lambda path: (copy.deepcopy(pretrained), None))
+
+
+def test_ppo_round_queues_epochs_of_minibatches_scored_by_the_current_and_reference_llm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scored_with = []
+
     def fake_scores(model: Any, tokenizer: Any, prompts: list[str], candidates: list[list[str]], **kw: Any) -> list[torch.Tensor]:
-        assert model is ppo.reference and kw == {"length_normalise": True}
-        return [torch.tensor([0.0, 0.0]) for _ in prompts]
+        assert kw == {"length_normalise": True}
+        scored_with.append("reference" if model is ppo.reference else "policy" if model is module.llm else "?")
+        value = 0.0 if model is module.llm else 1.0
+        return [torch.tensor([value, 0.0]) for _ in prompts]
 
     monkeypatch.setattr(priorzero_pl.module, "candidate_logprobs", fake_scores)
     segments = [segment(f"e{i}", [float(i), 1.0, 0.0], [0.0, 0.5, 0.2], terminal=True) for i in range(3)]
     ppo = PPO(every_n_steps=5, recent_episodes=2, epochs=3, minibatch_size=4)
     module = RecordingModule()
-    ppo.on_fit_start(fake_trainer(0, precision_plugin=L.pytorch.plugins.Precision()), module)
+    module.mcts_config = MCTSConfig(discount=0.5)
+    _fake_reference_loader(monkeypatch, module)
+    trainer = fake_trainer(0, precision_plugin=L.pytorch.plugins.Precision())
+    ppo.on_fit_start(trainer, module)
+    ppo.on_train_start(trainer, module)
+    assert module.registered == {"ppo": ppo.objective}
     assert ppo.reference is not module.llm and not any(p.requires_grad for p in ppo.reference.parameters())
     assert not ppo.reference.training
 
     ppo.on_train_batch_end(fake_trainer(5, segments, precision_plugin=L.pytorch.plugins.Precision()), module, None, None, 0)
     # 2 episodes x 3 steps = 6 rows -> 2 minibatches (4 + 2) per epoch, 3 epochs
     assert [len(batch) for _, batch in module.queued] == [4, 2] * 3
+    assert set(scored_with) == {"policy", "reference"}
     batches = [batch for _, batch in module.queued]
     assert all(isinstance(b, PPOBatch) for b in batches)
     first_epoch = torch.cat([b.advantages for b in batches[:2]])
     assert first_epoch.mean().abs() < 1e-5 and first_epoch.std(unbiased=False) == pytest.approx(1.0, abs=1e-4)
-    torch.testing.assert_close(torch.cat([b.ref_logprob for b in batches]), torch.full((18,), -0.6931), atol=1e-4, rtol=0)
-    assert {"llm/adv_mean", "llm/adv_std", "llm/ppo_rows"} <= set(module.logged)
+    for b in batches:
+        for old, ref in zip(b.old_logprobs, b.ref_logprobs):
+            torch.testing.assert_close(old, torch.log(torch.tensor([0.5, 0.5])))
+            torch.testing.assert_close(ref, torch.log_softmax(torch.tensor([1.0, 0.0]), -1))
+    # Advantages discounted with the search's discount (0.5), not a PPO gamma of its own.
+    assert module.logged["llm/adv_mean"] == pytest.approx(float(ppo_rows(segments[-2:], 0.5, 0.95).advantages.mean()))
+    assert module.logged["llm/adv_mean"] != pytest.approx(float(ppo_rows(segments[-2:], 0.99, 0.95).advantages.mean()))
     assert module.logged["llm/ppo_rows"] == 6.0
 
+    replay = RecordingModule()
+    again = PPO(every_n_steps=5, recent_episodes=2, epochs=3, minibatch_size=4)
+    again.reference = ppo.reference
+    again.on_train_batch_end(fake_trainer(5, segments, precision_plugin=L.pytorch.plugins.Precision()), replay, None, None, 0)
+    assert [b.prompts for _, b in replay.queued] == [b.prompts for b in batches], "a round's shuffle is a function of the step"
 
-def test_ppo_reference_matches_the_policy_at_fit_start(tiny_lm_path: Path) -> None:
-    """Scored the same way as the policy, the fresh reference gives KL 0 and ratio terms of 1."""
+
+def test_ppo_reference_is_the_pretrained_llm_whatever_was_restored_before(tiny_lm_path: Path) -> None:
+    """DeepSpeed restores a checkpoint after ``on_fit_start``, other strategies before: the
+    reference is loaded from model.llm.path at train start, so a module whose weights a restore
+    changed (at either point) gets the same reference, the one its checkpoint's fingerprint names."""
     from priorzero_pl.models.llm import load_llm
-    from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 
     llm, tokenizer = load_llm(str(tiny_lm_path))
     module = RecordingModule(llm=llm)
-    module.tokenizer = tokenizer
-
-    def policy(prompts: list[str], candidates: list[list[str]]) -> list[torch.Tensor]:
-        raw = candidate_logprobs(llm, tokenizer, prompts, candidates, length_normalise=True)
-        return [normalise_scores(r, 1.0) for r in raw]
-
-    ppo = PPO(every_n_steps=1, recent_episodes=1, epochs=1, minibatch_size=8)
+    module.tokenizer, module.llm_path = tokenizer, str(tiny_lm_path)
     trainer = fake_trainer(1, [segment("e", [1.0, 0.0], [0.0, 0.0], terminal=True)], precision_plugin=L.pytorch.plugins.Precision())
-    ppo.on_fit_start(trainer, module)
-    ppo.on_train_batch_end(trainer, module, None, None, 0)
+
+    fresh = PPO(every_n_steps=1, recent_episodes=1, epochs=1, minibatch_size=8)
+    fresh.on_fit_start(trainer, module)
+    fresh.on_train_start(trainer, module)
+    fresh.on_train_batch_end(trainer, module, None, None, 0)
     (objective, batch), = module.queued
-    _, metrics = objective.loss(policy, batch)
-    assert metrics["ref_kl"].item() == pytest.approx(0.0, abs=1e-5)
+    _, metrics = objective.loss(module.policy_logprobs, batch)
+    assert metrics["ref_kl"].item() == pytest.approx(0.0, abs=1e-5), "at the start the policy is its reference"
+    saved = fresh.state_dict()
+
+    with torch.no_grad():  # a restored checkpoint: the policy trained away from the pretrained weights
+        for param in llm.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    resumed = PPO(every_n_steps=1, recent_episodes=1, epochs=1, minibatch_size=8)
+    resumed.load_state_dict(saved)
+    resumed.on_fit_start(trainer, module)
+    resumed.on_train_start(trainer, module)
+    for mine, theirs in zip(resumed.reference.parameters(), fresh.reference.parameters()):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    assert resumed.reference_fingerprint == fresh.reference_fingerprint
+
+    stale = PPO()
+    stale.load_state_dict({"reference_fingerprint": "0123456789abcdef"})
+    with pytest.raises(PriorZeroInputError, match="model.llm.path=.*weights changed since the checkpoint"):
+        stale.on_train_start(trainer, module)
 
 
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: PPO(critic="value_head"),
         lambda: PPO(epochs=0),
-        lambda: PPO(gamma=1.5),
+        lambda: PPO(gae_lambda=1.5),
+        lambda: PPO(importance_weight_cap=0.0),
         lambda: RFT(top_fraction=0.0),
         lambda: RFT(loss="sequence"),
         lambda: VLLMWeightSync(every_n_llm_updates=0),
@@ -482,23 +555,24 @@ class MemoryLogger(Logger):
 
 
 def test_evaluation_logs_every_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, int, int, int | None]] = []
+    calls: list[tuple[Any, str, int, int, dict]] = []
 
-    def play(module: Any, *, episodes: int, mode: str, seed: int, max_steps: int | None = None) -> list[EpisodeResult]:
+    def play(agent: Any, game: str, *, episodes: int, seed: int, **game_kwargs: Any) -> list[EpisodeResult]:
         assert not module.training and not torch.is_grad_enabled(), "episodes are played in eval mode, without autograd"
-        calls.append((mode, episodes, seed, max_steps))
+        calls.append((agent, game, episodes, seed, game_kwargs))
         return [fake_episode(2.0, 3), fake_episode(4.0, 5)]
 
-    monkeypatch.setattr(evaluation, "play_episodes", play)
+    monkeypatch.setattr(episodes, "play_episodes", play)
     logger = MemoryLogger()
     callback = Evaluation(every_n_steps=2, episodes=2, seed=7, max_steps=9)
     module = TinyModule(on_step=lambda m: training_modes.append(m.training))
     training_modes: list[bool] = []
     trainer = tiny_trainer(tmp_path, [callback], max_steps=3, logger=logger)
-    trainer.fit(module)
+    trainer.fit(module, datamodule=GameData(module))
     assert training_modes == [True, True, True], "training resumes in train mode after an evaluation"
     modes = ["world_model", "world_model+prior", "prior"]
-    assert calls == [(m, 2, 7, 9) for m in modes] * 2, "at step 2 and at the end of training (step 3)"
+    expected = [(("evaluate", m), "stories/game.z5", 2, 7, {"max_steps": 9}) for m in modes]
+    assert calls == expected * 2, "each mode's evaluation agent, at step 2 and at the end of training (step 3)"
     logged = [(step, metrics) for step, metrics in logger.metrics if any(k.startswith("eval_") for k in metrics)]
     assert [step for step, _ in logged] == [2, 3]
     for mode in modes:
@@ -512,9 +586,19 @@ def test_evaluation_logs_every_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_transcripts_write_tensorboard_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    monkeypatch.setattr(evaluation, "play_episodes", lambda module, **kw: [fake_episode(1.0, 2)])
+    played = []
+
+    def play(agent: Any, game: str, **kw: Any) -> list[EpisodeResult]:
+        played.append((agent, game, kw))
+        return [fake_episode(1.0, 2)]
+
+    monkeypatch.setattr(episodes, "play_episodes", play)
     logger = TensorBoardLogger(tmp_path, name="tb")
-    tiny_trainer(tmp_path, [Transcripts(every_n_steps=2, mode="prior")], max_steps=4, logger=logger).fit(TinyModule())
+    module = TinyModule()
+    tiny_trainer(tmp_path, [Transcripts(every_n_steps=2, mode="prior", seed=3)], max_steps=4, logger=logger).fit(
+        module, datamodule=GameData(module)
+    )
+    assert played == [(("evaluate", "prior"), "stories/game.z5", {"episodes": 1, "seed": 3, "max_steps": 7})] * 2
 
     events = EventAccumulator(logger.log_dir, size_guidance={"tensors": 0})
     events.Reload()
@@ -533,7 +617,7 @@ def test_transcripts_do_nothing_without_tensorboard(tmp_path: Path, monkeypatch:
     def play(module: Any, **kw: Any) -> list[EpisodeResult]:
         raise AssertionError("no episode should be played without a TensorBoard logger")
 
-    monkeypatch.setattr(evaluation, "play_episodes", play)
+    monkeypatch.setattr(episodes, "play_episodes", play)
     tiny_trainer(tmp_path, [Transcripts(every_n_steps=1)], max_steps=2, logger=MemoryLogger()).fit(TinyModule())
 
 

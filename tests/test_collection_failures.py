@@ -6,22 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.collector import Collector
+import datamodules.collection
 from priorzero_pl.cli import build_cli
 from tests.test_fit import tiny_args
 
 
 def _flaky_collect(monkeypatch: pytest.MonkeyPatch, fail_calls: set[int]) -> None:
-    original = Collector.collect
+    original = datamodules.collection.collect
     calls = {"n": 0}
 
-    def collect(self, *args, **kwargs):
+    def collect(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] in fail_calls:
             raise RuntimeError(f"injected collection failure #{calls['n']}")
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Collector, "collect", collect)
+    monkeypatch.setattr(datamodules.collection, "collect", collect)
 
 
 def test_failed_round_is_counted_and_training_continues(

@@ -11,7 +11,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.mcts.prior import inject_prior, llm_log_prior_array, masked_log_softmax
 from priorzero_pl.mcts.randomness import draw_root_randomness
-from priorzero_pl.mcts.visit_policy import choose_action, total_variation, visit_policy
+from priorzero_pl.mcts.visit_policy import action_distribution, most_visited, sample_action, total_variation, visit_fractions
 
 MASK = np.array([[True, True, True], [True, True, False]])
 with np.errstate(divide="ignore"):  # log(0) = -inf is how padding looks in log space
@@ -67,20 +67,27 @@ def test_llm_log_prior_rejects_bad_shapes_and_values(bad, message):
         llm_log_prior_array(bad, MASK)
 
 
-def test_visit_policy_temperatures():
+def test_visit_fractions_and_action_temperatures():
     counts = np.array([[6, 3, 1, 0], [2, 2, 0, 0]])
-    np.testing.assert_allclose(visit_policy(counts, 1.0), [[0.6, 0.3, 0.1, 0.0], [0.5, 0.5, 0.0, 0.0]])
-    np.testing.assert_allclose(visit_policy(counts, 0.5)[0], np.array([36, 9, 1, 0]) / 46)
-    np.testing.assert_array_equal(visit_policy(counts, 0.0), [[1, 0, 0, 0], [1, 0, 0, 0]])
-    assert np.isfinite(visit_policy(np.array([[1000, 999, 0]]), 1e-3)).all()
+    np.testing.assert_allclose(visit_fractions(counts), [[0.6, 0.3, 0.1, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    np.testing.assert_allclose(action_distribution(counts, 1.0), visit_fractions(counts))
+    np.testing.assert_allclose(action_distribution(counts, 0.5)[0], np.array([36, 9, 1, 0]) / 46)
+    np.testing.assert_array_equal(action_distribution(counts, 0.0), [[1, 0, 0, 0], [0.5, 0.5, 0, 0]])
+    assert np.isfinite(action_distribution(np.array([[1000, 999, 0]]), 1e-3)).all()
 
 
-def test_choose_action_follows_the_cdf_and_skips_empty_candidates():
+def test_sample_action_follows_the_cdf_and_skips_empty_candidates():
     policy = np.array([[0.0, 0.5, 0.0, 0.5, 0.0]] * 4)
-    counts = np.array([[0, 2, 0, 2, 0]] * 4)
     uniforms = np.array([0.0, 0.49, 0.5, np.nextafter(1.0, 0.0)])
-    assert choose_action(policy, counts, uniforms).tolist() == [1, 1, 3, 3]
-    assert choose_action(policy, counts, None).tolist() == [1, 1, 1, 1]
+    assert sample_action(policy, uniforms).tolist() == [1, 1, 3, 3]
+
+
+def test_most_visited_breaks_ties_by_seed_and_never_picks_padding():
+    counts = np.array([[0, 2, 0, 2, 0]])
+    mask = np.array([[True, True, True, True, False]])
+    picks = {int(most_visited(counts, mask, np.array([seed], dtype=np.uint64))[0]) for seed in range(30)}
+    assert picks == {1, 3}
+    assert most_visited(np.array([[3, 2, 0]]), np.ones((1, 3), bool), np.array([7], dtype=np.uint64)).tolist() == [0]
 
 
 def test_total_variation():
@@ -97,8 +104,9 @@ def test_root_noise_is_drawn_per_root_over_valid_candidates():
     for i, n in enumerate([3, 1, 2]):
         np.testing.assert_array_equal(draws.noise[i, :n], rng.dirichlet(np.full(n, 0.3)))
         assert draws.action_uniform[i] == rng.random()
+        assert draws.tie_seed[i] == rng.integers(2**64 - 1, dtype=np.uint64, endpoint=True)
     off = draw_root_randomness(np.random.default_rng(3), np.array([3]), 3, None, sample_action=False)
-    assert off.noise is None and off.action_uniform is None
+    assert off.noise is None and off.action_uniform is None and off.tie_seed.dtype == np.uint64
 
 
 def test_schedule_linear_and_constant():
@@ -127,7 +135,6 @@ def test_schedule_linear_and_constant():
         ("prior_weight", 2.0),
         ("prior_temperature", 0.0),
         ("prior_depth", -1),
-        ("visit_temperature", -1.0),
         ("discount", float("nan")),
     ],
 )

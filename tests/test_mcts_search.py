@@ -130,15 +130,58 @@ def test_replace_with_one_hot_prior_takes_that_candidate_in_one_simulation():
     np.testing.assert_array_equal(out.root_prior, [[0.0, 0.0, 1.0, 0.0]])
 
 
-def test_visit_temperature_zero_is_one_hot_and_tv_measures_the_move():
+@pytest.mark.parametrize("temperature", [0.0, 0.25, 1.0])
+def test_visit_policy_is_the_raw_visit_fractions_whatever_the_action_temperature(temperature: float):
+    """The temperature shapes only the distribution the action is drawn from, never the target."""
     observations, candidates = _texts([3, 5])
     out = run_search(HashWorld(salt=5), observations, candidates, None, MCTSConfig(num_simulations=20),
-                     np.random.default_rng(0), visit_temperature=0.0)
-    assert out.visit_policy.sum(axis=1).tolist() == [1.0, 1.0] and set(np.unique(out.visit_policy)) <= {0.0, 1.0}
-    assert (out.visit_policy.argmax(axis=1) == out.visit_counts.argmax(axis=1)).all()
-    assert (out.action == out.visit_counts.argmax(axis=1)).all()
+                     np.random.default_rng(0), action_temperature=temperature)
+    np.testing.assert_allclose(out.visit_policy, out.visit_counts / 20)
+    if temperature == 0:
+        top = out.visit_counts == out.visit_counts.max(axis=1, keepdims=True)
+        np.testing.assert_allclose(out.action_policy, top / top.sum(axis=1, keepdims=True))
+    else:
+        sharpened = out.visit_counts.astype(float) ** (1 / temperature)
+        np.testing.assert_allclose(out.action_policy, sharpened / sharpened.sum(axis=1, keepdims=True))
+    assert (out.action_policy[np.arange(2), out.action] > 0).all()
     expected = 0.5 * np.abs(out.visit_policy - out.world_model_policy).sum(axis=1)
     np.testing.assert_allclose(out.prior_tv, expected)
+
+
+def test_greedy_takes_the_most_visited_with_probability_one():
+    observations, candidates = _texts([3, 5])
+    out = run_search(HashWorld(salt=5), observations, candidates, None, MCTSConfig(num_simulations=20),
+                     np.random.default_rng(0), add_noise=False, greedy=True)
+    assert (out.visit_counts[np.arange(2), out.action] == out.visit_counts.max(axis=1)).all()
+    np.testing.assert_array_equal(out.action_policy, np.eye(5)[out.action])
+
+
+def test_ties_are_broken_at_random_and_reproducibly():
+    """A flat world under a uniform prior: every pUCT score ties. The one simulation's child and
+    the greedy pick among equally visited children are spread over the candidates, not always
+    candidate 0, and the same seed gives the same choice."""
+    observations, candidates = _texts([5])
+    config = MCTSConfig(num_simulations=1)
+
+    def first_visited(seed: int) -> int:
+        out = run_search(BranchWorld(good=-1), observations, candidates, None, config,
+                         np.random.default_rng(seed), add_noise=False, greedy=True)
+        assert out.visit_counts.sum() == 1 and out.action[0] == out.visit_counts[0].argmax()
+        return int(out.action[0])
+
+    chosen = [first_visited(seed) for seed in range(40)]
+    assert set(chosen) == set(range(5))
+    assert chosen == [first_visited(seed) for seed in range(40)]
+
+    two = MCTSConfig(num_simulations=2)
+    picks = set()
+    for seed in range(40):
+        out = run_search(BranchWorld(good=-1), observations, candidates, None, two,
+                         np.random.default_rng(seed), add_noise=False, greedy=True)
+        visited = np.flatnonzero(out.visit_counts[0])
+        assert len(visited) == 2 and out.action[0] in visited
+        picks.add(int(out.action[0] == visited.max()))
+    assert picks == {0, 1}, "the greedy pick among tied children is not always the lower index"
 
 
 @pytest.mark.parametrize("mode", ["replace", "mixture", "product", "none"])
@@ -169,6 +212,7 @@ def test_root_noise_mixes_dirichlet_into_the_prior():
     for i, n in enumerate([4, 2]):
         noise = draws.dirichlet(np.full(n, 0.3))
         draws.random()
+        draws.integers(2**64 - 1, dtype=np.uint64, endpoint=True)
         np.testing.assert_allclose(out.root_prior[i, :n], 0.75 * out.world_model_policy[i, :n] + 0.25 * noise)
 
 
@@ -189,7 +233,7 @@ def test_batched_search_equals_one_root_searches_in_order(greedy: bool):
     for i, n in enumerate(counts):
         single = run_search(model, observations[i : i + 1], candidates[i : i + 1], llm[i : i + 1], config, rng,
                             greedy=greedy)
-        for field in ("visit_counts", "visit_policy", "q_values", "root_prior", "world_model_policy"):
+        for field in ("visit_counts", "visit_policy", "action_policy", "q_values", "root_prior", "world_model_policy"):
             np.testing.assert_allclose(getattr(batched, field)[i, :n], getattr(single, field)[0], err_msg=field)
             assert (getattr(batched, field)[i, n:] == 0).all(), field
         for field in ("action", "max_depth", "root_value", "prior_tv"):
@@ -226,13 +270,14 @@ def test_agrees_with_per_node_reference(seed: int, with_llm: bool):
     llm = _llm_log_prior(counts, seed) if with_llm else None
     out = run_search(model, observations, candidates, llm, config, np.random.default_rng(seed))
 
-    # The documented draw order: per root, its Dirichlet noise, then its action uniform.
+    # The documented draw order: per root, its Dirichlet noise, its action uniform, its tie seed.
     draws = np.random.default_rng(seed)
     for i, n in enumerate(counts):
         noise = draws.dirichlet(np.full(n, config.dirichlet_alpha)).tolist()
         draws.random()
+        tie_seed = int(draws.integers(2**64 - 1, dtype=np.uint64, endpoint=True))
         hook = _mixture_hook(llm[i], config.prior_weight, config.prior_depth) if with_llm else None
-        root = reference.reference_search(model, observations[i], candidates[i], config, noise, hook)
+        root = reference.reference_search(model, observations[i], candidates[i], config, noise, hook, tie_seed)
         visits = [root.children[a].visit_count for a in range(n)]
         assert out.visit_counts[i, :n].tolist() == visits, (i, counts, config)
         assert out.max_depth[i] == _max_depth(root)

@@ -8,6 +8,7 @@ import torch
 from priorzero_pl.buffer import WorldModelBatch
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.models import HashedTokenizer, WorldModel, WorldModelConfig
+from priorzero_pl.models.support import scalar_to_support
 
 SMALL = dict(latent_dim=32, embed_dim=32, vocab_size=512, num_heads=2, max_observation_tokens=32)
 
@@ -81,7 +82,7 @@ def _synthetic_batch(size: int = 6, unroll: int = 2) -> WorldModelBatch:
         observations.append(row_obs)
         candidates.append(row_cands)
     step_mask = torch.ones(size, unroll + 1, dtype=torch.bool)
-    step_mask[0, 2] = False  # the first row's episode ends after one transition
+    step_mask[0, 2] = False  # the first row's episode is truncated after one transition
     return WorldModelBatch(
         observations=observations,
         candidates=candidates,
@@ -90,7 +91,9 @@ def _synthetic_batch(size: int = 6, unroll: int = 2) -> WorldModelBatch:
         target_value=target_value,
         target_policy=target_policy,
         candidate_mask=candidate_mask,
-        step_mask=step_mask,
+        policy_mask=step_mask,
+        value_mask=step_mask.clone(),
+        reward_mask=step_mask[:, :unroll].clone(),
         observation_mask=step_mask.clone(),
         weights=torch.ones(size),
         indices=torch.arange(size),
@@ -152,6 +155,75 @@ def test_loss_on_a_replay_sample_with_windows_past_the_end() -> None:
     buffer.add(make_segment(3, game="a"))
     buffer.add(make_segment(2, game="b", terminal=False, final=False))
     batch = buffer.sample(8)
-    assert not batch.step_mask.all()
+    assert not batch.policy_mask.all()
     total, metrics, _ = WorldModel(WorldModelConfig(**SMALL)).loss(batch)
     assert torch.isfinite(total) and all(torch.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_gradient_reaching_the_root_latent_is_muzero_s(k: int) -> None:
+    """Step ``k``'s value loss reaches the encoder's latent with weight ``c_k * 0.5^(k-1)``
+    (``k >= 1``; ``c_0 = 1``, ``c_k = 1/K``): MuZero halves the gradient at the dynamics' input
+    after every unrolled step and weighs each unrolled step ``1/K``. Compared against the same
+    chain computed by hand without any scaling."""
+    torch.manual_seed(0)
+    config = WorldModelConfig(**SMALL, value_loss_weight=1.0, reward_loss_weight=0.0, policy_loss_weight=0.0,
+                              consistency_loss_weight=0.0)
+    model = WorldModel(config)
+    batch = _synthetic_batch(size=4, unroll=3)
+    batch.value_mask[:] = False
+    batch.value_mask[:, k] = True
+    captured = {}
+
+    def keep_root_latent(module, inputs, output):
+        if output.requires_grad and "root" not in captured:
+            captured["root"] = output
+            output.register_hook(lambda grad: captured.__setitem__("grad", grad))
+
+    handle = model.observation_encoder.register_forward_hook(keep_root_latent)
+    total, _, _ = model.loss(batch)
+    total.backward()
+    handle.remove()
+
+    root = model.observation_encoder([row[0] for row in batch.observations]).detach().requires_grad_(True)
+    context = model.embed_candidates([step for row in batch.candidates for step in row], 3)
+    embeddings, mask = context.embeddings.view(4, 4, 3, -1), context.mask.view(4, 4, 3)
+    latent = root
+    for j in range(k):
+        latent, _ = model.dynamics(latent, embeddings[torch.arange(4), j, batch.actions[:, j]])
+    value_logits, _ = model.prediction(latent, embeddings[:, k], mask[:, k])
+    target = scalar_to_support(batch.target_value[:, k], config.support_size)
+    plain = -(target * torch.log_softmax(value_logits, -1)).sum(-1).mean()
+    (expected,) = torch.autograd.grad(plain, root)
+    step_weight = 1.0 if k == 0 else 1.0 / 3
+    scale = step_weight * (0.5 ** (k - 1) if k >= 1 else 1.0)
+    torch.testing.assert_close(captured["grad"], scale * expected, rtol=1e-4, atol=1e-7)
+
+
+def test_value_after_a_game_ending_action_is_trained_to_zero() -> None:
+    """Past a terminal end the state is absorbing: the model learns value 0 there, instead of
+    extrapolating the root's value into states the search will expand."""
+    from priorzero_pl.buffer import GameSegment, ReplayBuffer
+
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(100, unroll_steps=2, td_steps=3, seed=0)
+    for observation, action in (("the dragon sleeps on gold", 0), ("a troll guards the bridge", 1)):
+        segment = GameSegment(game="g", terminal=True, final_observation="you have won")
+        segment.append(
+            observation=observation, candidates=["slay it", "sneak past"], prompt="", action=action, reward=3.0,
+            visit_policy=[0.5, 0.5], prior_logprobs=[-0.7, -0.7], root_value=3.0, behaviour_logprob=-0.7,
+        )
+        buffer.add(segment)
+    model = WorldModel(WorldModelConfig(latent_dim=16, embed_dim=16, vocab_size=128, num_heads=2, max_observation_tokens=8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        total, _, _ = model.loss(buffer.sample(8))
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    model.eval()
+    root, context = model.initial_inference(["the dragon sleeps on gold"], [["slay it", "sneak past"]])
+    after = model.recurrent_inference(root.latent, torch.tensor([0]), context)
+    assert root.value.item() == pytest.approx(3.0, abs=0.5)
+    assert after.value.abs().item() < 0.3
+    assert model.recurrent_inference(after.latent, torch.tensor([1]), context).value.abs().item() < 0.3

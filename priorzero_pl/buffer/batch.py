@@ -12,30 +12,42 @@ class WorldModelBatch:
     """``B`` windows of ``K + 1`` consecutive steps, each starting at a sampled position ``t``.
 
     Step ``k`` of row ``b`` describes position ``t + k`` of its episode (``T`` steps). Positions
-    ``t + k < T`` are real (``step_mask``). Position ``T`` is the observation after the last action
-    (the segment's ``final_observation``); beyond it the observation repeats, the candidates repeat
-    the last real step's (so that action 0 still names a string), actions are 0 and every target
-    is 0. ``A`` is the largest candidate set in the batch.
+    ``t + k < T`` are real. Position ``T`` is the observation after the last action (the segment's
+    ``final_observation``); beyond it the observation repeats and the candidates repeat the last
+    real step's (so that an action index still names a string). What happens past ``T`` depends
+    on how the episode ended:
+
+    * **terminal** (the game ended it): MuZero's absorbing state. Value and reward targets are 0
+      and trained (``value_mask``, ``reward_mask``), so the model learns that nothing follows a
+      game-ending action; the policy target is masked; actions are drawn at random from the
+      repeated candidates, so that every action is absorbing.
+    * **truncated** (a step limit or a crash): nothing is known past ``T``; every target there is
+      masked and actions are 0.
+
+    ``A`` is the largest candidate set in the batch.
 
     Attributes:
         observations: ``[B][K + 1]`` observation texts.
         candidates: ``[B][K + 1][A_var]`` candidate action texts at each step.
         actions: ``[B, K]`` long, index into ``candidates[b][k]`` of the action taken at step ``k``.
-        target_reward: ``[B, K]`` reward received after ``actions[:, k]``.
-        target_value: ``[B, K + 1]`` n-step bootstrapped value target of each step.
-        target_policy: ``[B, K + 1, A]`` MCTS visit policy over each step's candidates (0 padded).
+        target_reward: ``[B, K]`` reward received after ``actions[:, k]`` (0 past a terminal end).
+        target_value: ``[B, K + 1]`` n-step bootstrapped value target of each step (0 past a
+            terminal end).
+        target_policy: ``[B, K + 1, A]`` raw MCTS visit fractions over each step's candidates
+            (0 padded, and 0 past the end).
         candidate_mask: ``[B, K + 1, A]`` bool, True where ``candidates[b][k]`` has an entry.
-        step_mask: ``[B, K + 1]`` bool, True on real steps (``t + k < T``): value, policy and the
-            reward and transition out of step ``k`` are trained only there.
+        policy_mask: ``[B, K + 1]`` bool, True on real steps (``t + k < T``): the policy target,
+            and the latent transition out of step ``k``, are trained only there.
+        value_mask: ``[B, K + 1]`` bool, True where the value target is known: real steps, and
+            every step past a terminal end.
+        reward_mask: ``[B, K]`` bool, True where the reward of the transition out of step ``k``
+            is known: from real steps, and from every step past a terminal end.
         observation_mask: ``[B, K + 1]`` bool, True where the observation is real (steps before
             ``T``, and ``T`` itself when the episode recorded its final observation): the latent
             consistency target of step ``k`` needs it.
         weights: ``[B]`` importance-sampling weights (all 1 without prioritised replay).
         indices: ``[B]`` long, replay ids of the sampled positions, for ``update_priorities``.
         root_prompts: ``[B]`` the prompt the LLM prior saw at step 0 (for LLM distillation).
-        root_prior_logprobs: ``[B, A]`` the LLM log-prior over step 0's candidates (0 where
-            ``candidate_mask[:, 0]`` is False).
-        root_behaviour_logprobs: ``[B]`` log-prob of ``actions[:, 0]`` under the prior at collection.
     """
 
     observations: list[list[str]]
@@ -45,13 +57,13 @@ class WorldModelBatch:
     target_value: torch.Tensor
     target_policy: torch.Tensor
     candidate_mask: torch.Tensor
-    step_mask: torch.Tensor
+    policy_mask: torch.Tensor
+    value_mask: torch.Tensor
+    reward_mask: torch.Tensor
     observation_mask: torch.Tensor
     weights: torch.Tensor
     indices: torch.Tensor
     root_prompts: list[str]
-    root_prior_logprobs: torch.Tensor | None = None
-    root_behaviour_logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.observations)

@@ -29,12 +29,14 @@ class GameSegment:
     The one index alignment: **index ``t`` of every per-step list describes the decision taken
     at observation ``t``**. ``observations[t]`` was seen with ``candidates[t]`` (and the LLM got
     ``prompts[t]``); the search over it gave ``visit_policies[t]`` and ``root_values[t]``; the
-    prior over ``candidates[t]`` was ``prior_logprobs[t]``; the agent took
-    ``candidates[t][actions[t]]`` with log-prior ``behaviour_logprobs[t]`` and then received
-    ``rewards[t]`` and saw ``observations[t + 1]`` (or ``final_observation`` when ``t = T - 1``).
+    prior over ``candidates[t]`` was ``prior_logprobs[t]``; the agent drew
+    ``candidates[t][actions[t]]`` from a distribution that gave it log-probability
+    ``behaviour_logprobs[t]`` and then received ``rewards[t]`` and saw ``observations[t + 1]`` (or
+    ``final_observation`` when ``t = T - 1``).
 
-    ``terminal`` means the game itself ended the episode (no value past the end); otherwise
-    (``truncated`` by a step limit or a crash, or still running) value targets bootstrap.
+    ``terminal`` means the game itself ended the episode (nothing follows the end: value 0);
+    otherwise (truncated by a step limit or a crash, or still running) the value after the end is
+    unknown and value targets bootstrap.
 
     Attributes:
         observations: ``[T]`` observation texts.
@@ -42,10 +44,13 @@ class GameSegment:
         prompts: ``[T]`` prompt the LLM prior scored ``candidates[t]`` with.
         actions: ``[T]`` index into ``candidates[t]`` of the action taken.
         rewards: ``[T]`` reward received after ``actions[t]``.
-        visit_policies: ``[T]`` float32 arrays ``[A_t]``: the search's visit distribution.
+        visit_policies: ``[T]`` float32 arrays ``[A_t]``: the search's raw visit fractions (the
+            LLM prior itself when the agent acted on the prior alone).
         prior_logprobs: ``[T]`` float32 arrays ``[A_t]``: LLM log-prior over ``candidates[t]``.
         root_values: ``[T]`` search value of observation ``t``.
-        behaviour_logprobs: ``[T]`` log-prob of ``actions[t]`` under the prior at collection.
+        behaviour_logprobs: ``[T]`` log-prob of ``actions[t]`` under the distribution it was
+            actually drawn from (the tempered visit counts of the noised search, or the tempered
+            prior); 0 for a greedy choice.
     """
 
     game: str = ""
@@ -59,7 +64,6 @@ class GameSegment:
     root_values: list[float] = field(default_factory=list)
     behaviour_logprobs: list[float] = field(default_factory=list)
     terminal: bool = False
-    truncated: bool = False
     final_observation: str | None = None
     """The observation after the last action (the consistency target of the last transition)."""
     final_score: float = 0.0

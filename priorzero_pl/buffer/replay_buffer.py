@@ -41,7 +41,7 @@ class ReplayBuffer:
         prioritized: bool = False,
         priority_alpha: float = 0.6,
         priority_beta: float = 0.4,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
     ) -> None:
         self.config = ReplayConfig(
             capacity_steps=capacity_steps,
@@ -65,10 +65,16 @@ class ReplayBuffer:
         self._num_added_segments = 0
 
     @classmethod
-    def from_config(cls, config: ReplayConfig, *, seed: int = 0) -> ReplayBuffer:
+    def from_config(cls, config: ReplayConfig, *, seed: int | Sequence[int] = 0) -> ReplayBuffer:
         """The buffer a YAML-built :class:`ReplayConfig` describes, its sampler seeded with ``seed``
         (the run's seed: the config has none of its own, so there is one seed to set)."""
         return cls(**asdict(config), seed=seed)
+
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Restart the sampler from ``seed`` (an int, or a list of ints as numpy's seed entropy:
+        ``[run seed, rank]`` gives each rank its own stream)."""
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
 
     @property
     def num_steps(self) -> int:
@@ -167,10 +173,10 @@ class ReplayBuffer:
         target_value = torch.zeros(size, unroll + 1)
         target_policy = torch.zeros(size, unroll + 1, width)
         candidate_mask = torch.zeros(size, unroll + 1, width, dtype=torch.bool)
-        step_mask = torch.zeros(size, unroll + 1, dtype=torch.bool)
+        policy_mask = torch.zeros(size, unroll + 1, dtype=torch.bool)
+        value_mask = torch.zeros(size, unroll + 1, dtype=torch.bool)
+        reward_mask = torch.zeros(size, unroll, dtype=torch.bool)
         observation_mask = torch.zeros(size, unroll + 1, dtype=torch.bool)
-        root_prior = torch.zeros(size, width)
-        root_behaviour = torch.zeros(size)
         observations: list[list[str]] = []
         candidates: list[list[list[str]]] = []
         prompts: list[str] = []
@@ -186,20 +192,24 @@ class ReplayBuffer:
                 row_observations.append(segment.observations[position] if real else last_observation)
                 row_candidates.append(step_candidates)
                 candidate_mask[b, k, : len(step_candidates)] = True
-                step_mask[b, k] = real
+                policy_mask[b, k] = real
                 observation_mask[b, k] = real or (position == length and has_final)
-                if not real:
-                    continue
-                target_value[b, k] = float(values[position])
-                target_policy[b, k, : len(step_candidates)] = torch.from_numpy(segment.visit_policies[position])
+                # Past a terminal end the state is absorbing: value and rewards 0, any action.
+                known = real or segment.terminal
+                value_mask[b, k] = known
                 if k < unroll:
-                    actions[b, k] = segment.actions[position]
-                    target_reward[b, k] = segment.rewards[position]
+                    reward_mask[b, k] = known
+                if real:
+                    target_value[b, k] = float(values[position])
+                    target_policy[b, k, : len(step_candidates)] = torch.from_numpy(segment.visit_policies[position])
+                    if k < unroll:
+                        actions[b, k] = segment.actions[position]
+                        target_reward[b, k] = segment.rewards[position]
+                elif segment.terminal and k < unroll:
+                    actions[b, k] = int(self._rng.integers(len(step_candidates)))
             observations.append(row_observations)
             candidates.append(row_candidates)
             prompts.append(segment.prompts[t])
-            root_prior[b, : len(segment.candidates[t])] = torch.from_numpy(segment.prior_logprobs[t])
-            root_behaviour[b] = segment.behaviour_logprobs[t]
         return WorldModelBatch(
             observations=observations,
             candidates=candidates,
@@ -208,13 +218,13 @@ class ReplayBuffer:
             target_value=target_value,
             target_policy=target_policy,
             candidate_mask=candidate_mask,
-            step_mask=step_mask,
+            policy_mask=policy_mask,
+            value_mask=value_mask,
+            reward_mask=reward_mask,
             observation_mask=observation_mask,
             weights=torch.as_tensor(weights, dtype=torch.float32),
             indices=torch.as_tensor(positions + self._first_id, dtype=torch.long),
             root_prompts=prompts,
-            root_prior_logprobs=root_prior,
-            root_behaviour_logprobs=root_behaviour,
         )
 
     def update_priorities(

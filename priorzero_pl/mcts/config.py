@@ -36,8 +36,6 @@ class MCTSConfig:
     prior_depth: int = 0
     """Deepest node whose policy gets the LLM prior too (0 = the root only). Deeper nodes reuse
     the root's LLM log-probs: the candidates are the same texts and the LLM is only asked once."""
-    visit_temperature: float = 1.0
-    """Temperature that turns root visit counts into the visit policy; 0 = one-hot argmax."""
 
     def __post_init__(self) -> None:
         _require_int(self.num_simulations, "num_simulations", minimum=1)
@@ -60,8 +58,6 @@ class MCTSConfig:
             raise PriorZeroInputError(f"mcts.prior_weight must be in [0, 1], got {self.prior_weight}")
         if not self.prior_temperature > 0:
             raise PriorZeroInputError(f"mcts.prior_temperature must be > 0, got {self.prior_temperature}")
-        if not self.visit_temperature >= 0:
-            raise PriorZeroInputError(f"mcts.visit_temperature must be >= 0, got {self.visit_temperature}")
 
 
 def _require_int(value: object, name: str, *, minimum: int) -> None:

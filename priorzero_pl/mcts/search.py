@@ -17,11 +17,17 @@ import torch
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts.config import MCTSConfig
 from priorzero_pl.mcts.prior import inject_prior, llm_log_prior_array, masked_log_softmax, node_policies
-from priorzero_pl.mcts.randomness import draw_root_randomness
+from priorzero_pl.mcts.randomness import RootDraws, draw_root_randomness
 from priorzero_pl.mcts.selection import exploration_tables, select_leaves
 from priorzero_pl.mcts.tree import Tree, expand_and_backup, new_tree
 from priorzero_pl.mcts.types import ModelOutput, SearchModel, SearchOutput
-from priorzero_pl.mcts.visit_policy import choose_action, total_variation, visit_policy
+from priorzero_pl.mcts.visit_policy import (
+    action_distribution,
+    most_visited,
+    sample_action,
+    total_variation,
+    visit_fractions,
+)
 
 
 def run_search(
@@ -35,7 +41,7 @@ def run_search(
     add_noise: bool = True,
     greedy: bool = False,
     prior_weight: float | None = None,
-    visit_temperature: float | None = None,
+    action_temperature: float = 1.0,
 ) -> SearchOutput:
     """Search ``B = len(observations)`` roots and return their visit policies and actions.
 
@@ -49,17 +55,17 @@ def run_search(
         rng: the only source of randomness, consumed per root in batch order (``randomness.py``),
             so a batched search equals the same roots searched one by one in order.
         add_noise: Dirichlet noise at the root (training); off for evaluation.
-        greedy: take the most visited candidate instead of sampling from the visit policy.
+        greedy: take the most visited candidate (ties broken at random) instead of sampling.
         prior_weight: mixture weight for this call (a schedule's value); default ``config``'s.
-        visit_temperature: temperature of the visit policy for this call; default ``config``'s.
+        action_temperature: the action is sampled from ``N^(1/T)`` (0: uniform over the most
+            visited). It shapes only the action: the visit policy is the raw visit fractions.
     """
     mask = _candidate_mask(observations, candidates)
     weight = config.prior_weight if prior_weight is None else prior_weight
     if not 0 <= weight <= 1:
         raise PriorZeroInputError(f"prior_weight must be in [0, 1], got {weight}")
-    temperature = config.visit_temperature if visit_temperature is None else visit_temperature
-    if not temperature >= 0:
-        raise PriorZeroInputError(f"visit_temperature must be >= 0, got {temperature}")
+    if not action_temperature >= 0:
+        raise PriorZeroInputError(f"action_temperature must be >= 0, got {action_temperature}")
     use_llm = llm_log_prior is not None and config.prior_mode != "none"
     llm_log = llm_log_prior_array(llm_log_prior, mask) if use_llm else None
     noise_on = add_noise and config.root_exploration_fraction > 0
@@ -94,7 +100,7 @@ def run_search(
         # Views of the tree's own arrays: selection writes the new nodes' parents and actions there.
         parents, actions = torch.from_numpy(tree.parent), torch.from_numpy(tree.action)
         for simulation in range(1, nodes):
-            select_leaves(tree, tables, config.discount, simulation)
+            select_leaves(tree, tables, config.discount, simulation, draws.tie_seed)
             block = tree.block(simulation)
             output = model.recurrent_inference(
                 latent_rows.index_select(0, parents[block].to(latents.device)),
@@ -109,7 +115,7 @@ def run_search(
             )
             expand_and_backup(tree, simulation, outputs.reward, outputs.value, config.discount)
 
-    return _search_output(tree, config.discount, temperature, draws.action_uniform, root_prior, world_model_policy)
+    return _search_output(tree, config.discount, action_temperature, draws, root_prior, world_model_policy)
 
 
 class _OutputBuffers:
@@ -152,7 +158,7 @@ def _search_output(
     tree: Tree,
     discount: float,
     temperature: float,
-    action_uniform: np.ndarray | None,
+    draws: RootDraws,
     root_prior: np.ndarray,
     world_model_policy: np.ndarray,
 ) -> SearchOutput:
@@ -165,13 +171,21 @@ def _search_output(
     child_visits = tree.visits[children]
     counts = np.where(expanded, child_visits, 0)
     q = np.where(expanded, tree.reward[children] + discount * (tree.value_sum[children] / child_visits), 0.0)
-    policy = visit_policy(counts, temperature)
+    policy = visit_fractions(counts)
+    if draws.action_uniform is None:
+        action = most_visited(counts, tree.mask, draws.tie_seed)
+        action_policy = np.zeros_like(policy)
+        action_policy[np.arange(len(action)), action] = 1.0
+    else:
+        action_policy = action_distribution(counts, temperature)
+        action = sample_action(action_policy, draws.action_uniform)
     return SearchOutput(
         visit_counts=counts,
         visit_policy=policy,
+        action_policy=action_policy,
         root_value=tree.value_sum[roots] / tree.visits[roots],
         q_values=q,
-        action=choose_action(policy, counts, action_uniform),
+        action=action,
         mask=tree.mask,
         root_prior=root_prior,
         world_model_policy=world_model_policy,

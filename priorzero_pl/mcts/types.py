@@ -55,10 +55,12 @@ class SearchOutput:
 
     Attributes:
         visit_counts: ``[B, A]`` root visit counts (0 on padded candidates).
-        visit_policy: ``[B, A]`` visit counts turned into a distribution with the temperature.
+        visit_policy: ``[B, A]`` the raw visit fractions ``N(a) / sum N`` (the policy target).
+        action_policy: ``[B, A]`` the distribution ``action`` was drawn from: ``N^(1/T)``
+            normalised when sampled, one-hot on the action when greedy.
         root_value: ``[B]`` mean value of the root after search.
         q_values: ``[B, A]`` Q of each root candidate (0 where unvisited or padded).
-        action: ``[B]`` selected candidate index (sampled from ``visit_policy`` or argmax).
+        action: ``[B]`` selected candidate index (drawn from ``action_policy``).
         mask: ``[B, A]`` True on real candidates.
         root_prior: ``[B, A]`` the policy the root used, after prior injection and noise.
         world_model_policy: ``[B, A]`` the world model's own root policy (softmax of its logits).
@@ -69,6 +71,7 @@ class SearchOutput:
 
     visit_counts: np.ndarray
     visit_policy: np.ndarray
+    action_policy: np.ndarray
     root_value: np.ndarray
     q_values: np.ndarray
     action: np.ndarray

@@ -146,9 +146,15 @@ class WorldModel(nn.Module):
         at every step ``k`` the value and policy heads are fit to the n-step value and the visit
         policy of ``t + k``, the reward head to ``r_{t+k}``, and the predicted latent of ``t + k + 1``
         is pulled (negative cosine) towards the encoder's latent of that observation, which gets no
-        gradient. Terms past the episode end are masked out; each term is a masked mean over real
-        steps, weighted by the importance weights. As in MuZero the gradient into the latent is
-        halved at every unroll step, so that the encoder is not dominated by long unrolls.
+        gradient. The batch's masks say which targets are known (past a terminal end, value and
+        reward are trained to 0; past a truncation nothing is trained).
+
+        As in MuZero's pseudocode, the gradient is halved at the dynamics' input after every
+        unrolled step (``scale_gradient(hidden_state, 0.5)`` after each ``recurrent_inference``),
+        so that step ``k``'s predictions reach the root latent with weight ``0.5^(k-1)`` (``k >= 1``)
+        and long unrolls do not dominate the encoder; and the root's terms weigh 1, each unrolled
+        step's ``1/K``. Each term is then a mean over the batch of the importance-weighted, masked
+        sum over steps.
 
         Returns:
             The weighted total; the detached terms under ``value_loss``, ``reward_loss``,
@@ -157,7 +163,7 @@ class WorldModel(nn.Module):
         """
         device = self.device
         batch = batch.to(device)
-        size, steps = batch.step_mask.shape
+        size, steps = batch.policy_mask.shape
         unroll = steps - 1
         width = batch.target_policy.shape[-1]
         support = self.config.support_size
@@ -182,22 +188,22 @@ class WorldModel(nn.Module):
             policy_terms.append(-(batch.target_policy[:, k] * log_policy).sum(-1))
             if k == unroll:
                 break
-            latent, reward_logits = self.dynamics(latent, candidates[rows, k, batch.actions[:, k]])
+            dynamics_input = latent if k == 0 else scale_gradient(latent, 0.5)
+            latent, reward_logits = self.dynamics(dynamics_input, candidates[rows, k, batch.actions[:, k]])
             reward_target = scalar_to_support(batch.target_reward[:, k], support)
             reward_terms.append(_soft_cross_entropy(reward_logits, reward_target))
             consistency_terms.append(-F.cosine_similarity(latent, target_latents[:, k], dim=-1))
-            # MuZero's scale_gradient(latent, 0.5): same value, half the gradient per step back.
-            latent = 0.5 * latent + 0.5 * latent.detach()
 
-        step_mask = batch.step_mask
-        transition_mask = step_mask[:, :unroll]
-        consistency_mask = transition_mask & batch.observation_mask[:, 1:]
+        root_and_unrolled = torch.full((steps,), 1.0 / max(unroll, 1), device=device)
+        root_and_unrolled[0] = 1.0
+        unrolled = root_and_unrolled[1:]
+        consistency_mask = batch.policy_mask[:, :unroll] & batch.observation_mask[:, 1:]
         weights = batch.weights
         terms = {
-            "value_loss": _masked_mean(torch.stack(value_terms, 1), step_mask, weights),
-            "policy_loss": _masked_mean(torch.stack(policy_terms, 1), step_mask, weights),
-            "reward_loss": _masked_mean(_stack(reward_terms, size, device), transition_mask, weights),
-            "consistency_loss": _masked_mean(_stack(consistency_terms, size, device), consistency_mask, weights),
+            "value_loss": _weighted_sum(torch.stack(value_terms, 1), batch.value_mask, root_and_unrolled, weights),
+            "policy_loss": _weighted_sum(torch.stack(policy_terms, 1), batch.policy_mask, root_and_unrolled, weights),
+            "reward_loss": _weighted_sum(_stack(reward_terms, size, device), batch.reward_mask, unrolled, weights),
+            "consistency_loss": _weighted_sum(_stack(consistency_terms, size, device), consistency_mask, unrolled, weights),
         }
         config = self.config
         total = (
@@ -211,6 +217,11 @@ class WorldModel(nn.Module):
         return total, metrics, priorities
 
 
+def scale_gradient(tensor: torch.Tensor, scale: float) -> torch.Tensor:
+    """MuZero's ``scale_gradient``: the same value, ``scale`` times the gradient."""
+    return tensor * scale + tensor.detach() * (1.0 - scale)
+
+
 def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``[B, C]`` logits against ``[B, C]`` target distributions -> ``[B]``."""
     return -(target * torch.log_softmax(logits.float(), dim=-1)).sum(-1)
@@ -221,7 +232,8 @@ def _stack(terms: list[torch.Tensor], size: int, device: torch.device) -> torch.
     return torch.stack(terms, 1) if terms else torch.zeros(size, 0, device=device)
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Importance-weighted mean of ``values`` ``[B, N]`` over the True entries of ``mask`` ``[B, N]``."""
-    selected = values.float() * mask.to(torch.float32) * weights.float().unsqueeze(1)
-    return selected.sum() / mask.sum().clamp(min=1)
+def _weighted_sum(values: torch.Tensor, mask: torch.Tensor, step_weights: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``values`` ``[B, N]`` summed over the True entries of ``mask`` ``[B, N]`` with ``step_weights``
+    ``[N]``, times the importance ``weights`` ``[B]``, averaged over the batch."""
+    selected = values.float() * mask.to(torch.float32) * step_weights.unsqueeze(0) * weights.float().unsqueeze(1)
+    return selected.sum() / values.shape[0]

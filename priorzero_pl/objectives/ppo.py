@@ -1,24 +1,47 @@
-"""PPO for the LLM policy over candidate actions, CleanRL-style: read it top to bottom.
+"""PPO for the LLM policy over candidate actions, from the search's data, CleanRL-style: read it
+top to bottom.
 
-The "policy" is the LLM's distribution over a step's candidate actions (see
-:class:`~priorzero_pl.objectives.objective.CandidateLogProbs`); one row of a batch is one game
-step: the prompt the LLM saw, the candidates, the action the agent took, the log-prob the LLM
-gave that action at collection (the behaviour policy), an advantage from a critic, and the
-log-prob under a frozen reference copy of the LLM (for the KL penalty that keeps the policy from
-drifting into degenerate text scores).
+The agent does not act with the LLM: it draws each action from the search's visit counts (root
+noise, action temperature). Call that behaviour policy ``mu``. The LLM policy ``pi`` (its
+distribution over a step's candidates, see
+:class:`~priorzero_pl.objectives.objective.CandidateLogProbs`) is what PPO improves. One row of a
+batch is one game step: the prompt, the candidates, the action taken, ``log mu(a)`` (stored at
+collection: the probability the action was drawn with), an advantage, and the log-probs over all
+candidates of two frozen LLMs: ``pi_old``, the LLM when the round began (PPO's proximal policy),
+and ``pi_ref``, the anchor of the KL penalty.
+
+The estimator is decoupled PPO (Hilton et al., "Batch size-invariance for policy optimization",
+2021). Per row, with ``w = min(pi_old(a) / mu(a), cap)`` and ``r = pi(a) / pi_old(a)``::
+
+    loss = -w * min(r * A, clip(r, 1 - eps, 1 + eps) * A)
+
+Inside the clip a row's gradient is ``w * r * A * grad log pi(a)``. Without a cap
+(``w * r = pi(a) / mu(a)``) its expectation over ``a ~ mu`` is ``sum_a pi(a) A(a) grad log pi(a)``:
+the policy gradient of ``pi``, exactly, for every action ``mu`` can draw (an action the search
+never draws carries no gradient). With a cap ``c`` the expectation at ``pi = pi_old`` is
+``sum_a min(c mu(a), pi(a)) A(a) grad log pi(a)`` instead: V-trace's trade of bias for variance.
+The clip keeps ``pi`` within ``eps`` of ``pi_old`` (PPO's trust region). ``pi_old`` is scored when
+the round begins rather than taken from the prior stored at collection, so the trust region is
+centred on the policy being updated, whatever scored the prior back then (an older LLM, vLLM,
+or the uniform fallback).
+
+The advantages estimate ``A^mu`` (GAE over the search's root values), so the update moves ``pi``
+towards actions the search found better than it expected.
+
+The KL penalty is exact: ``KL(pi || pi_ref) = sum_a pi(a) (log pi(a) - log pi_ref(a))`` over the
+step's candidates, which are few and all enumerated (no sampled estimator is needed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Sequence
 
 import torch
 
+from priorzero_pl.buffer.game_segment import GameSegment
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.objective import CandidateBatch, CandidateLogProbs
-
-KLKind = Literal["k1", "k3"]
 
 
 def gae(
@@ -59,111 +82,173 @@ def gae(
     return advantages, advantages + values
 
 
-def ppo_clip_loss(
-    logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, clip: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The clipped surrogate objective, as a loss to minimise.
-
-    Args:
-        logp_new: ``[N]`` log-prob of the taken actions under the current policy (differentiable).
-        logp_old: ``[N]`` log-prob of the same actions under the behaviour policy.
-        advantages: ``[N]`` advantage of each taken action.
-        clip: ratio clip range epsilon.
-
-    Returns:
-        ``(loss, clipfrac, approx_kl)``: the scalar loss; the fraction of rows whose ratio left
-        ``[1 - clip, 1 + clip]``; and the ``k3`` estimate of KL(old || new), which tells how far
-        the policy already moved from the data (the two diagnostics carry no gradient).
-    """
-    logratio = logp_new - logp_old
-    ratio = logratio.exp()
-    with torch.no_grad():
-        approx_kl = ((ratio - 1) - logratio).mean()
-        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
-    pg_loss1 = -advantages * ratio
-    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-    return torch.max(pg_loss1, pg_loss2).mean(), clipfrac, approx_kl
-
-
-def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: KLKind) -> torch.Tensor:
-    """Per-sample estimate of KL(policy || reference) at actions drawn from the policy.
-
-    ``k1`` is ``logp - ref_logp`` (unbiased, high variance, can be negative); ``k3`` is
-    ``exp(ref - logp) - (ref - logp) - 1`` (unbiased, low variance, never negative) after
-    Schulman, "Approximating KL divergence" (2020).
-
-    Args:
-        logp: ``[N]`` log-prob of the taken actions under the current policy.
-        ref_logp: ``[N]`` log-prob of the same actions under the reference policy.
-
-    Returns:
-        ``[N]`` the estimate per sample.
-    """
-    if kind == "k1":
-        return logp - ref_logp
-    if kind == "k3":
-        log_ratio = ref_logp - logp
-        return log_ratio.exp() - log_ratio - 1
-    raise PriorZeroInputError(f"kl kind must be 'k1' or 'k3', got {kind!r}")
-
-
 @dataclass
 class PPOBatch(CandidateBatch):
     """A :class:`CandidateBatch` of collected steps with what PPO needs per row.
 
     Attributes:
-        old_logprob: ``[N]`` log-prob of the taken action under the LLM prior at collection
-            (stored then, never recomputed: that is what makes the ratio off-policy-correct).
+        behaviour_logprob: ``[N]`` ``log mu(a)``: the log-prob the taken action was drawn with
+            at collection (``GameSegment.behaviour_logprobs``).
         advantages: ``[N]`` advantage of the taken action (normalised or not, as the caller chose).
         returns: ``[N]`` advantage + critic value: the value target, logged as ``return_mean``.
-        ref_logprob: ``[N]`` log-prob of the taken action under the frozen reference LLM.
+        old_logprobs: ``[N][A_i]`` the LLM's log-probs over each row's candidates when the round
+            began (``pi_old``).
+        ref_logprobs: ``[N][A_i]`` the reference LLM's log-probs over the same candidates.
     """
 
-    old_logprob: torch.Tensor
+    behaviour_logprob: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
-    ref_logprob: torch.Tensor
+    old_logprobs: list[torch.Tensor]
+    ref_logprobs: list[torch.Tensor]
+
+
+def ppo_rows(segments: Sequence[GameSegment], gamma: float, lam: float) -> PPOBatch:
+    """Every usable step of ``segments`` as a PPO row, advantages from the stored MCTS root values.
+
+    The critic is the search's root value stored at collection (the world model's value, sharpened
+    by the search, on the same scale as the rewards): no second forward pass, and the value the
+    agent actually acted on. ``gamma`` must be the search's discount, which those values use. A
+    terminal segment bootstraps nothing past its end; a non-terminal one (truncated) has no value
+    for the state after its last action, so its last step only serves as the bootstrap of the
+    one before. ``old_logprobs`` and ``ref_logprobs`` are left empty for the caller to score.
+    """
+    prompts: list[str] = []
+    candidates: list[list[str]] = []
+    actions: list[int] = []
+    behaviour: list[float] = []
+    advantages: list[torch.Tensor] = []
+    returns: list[torch.Tensor] = []
+    for segment in segments:
+        steps = len(segment) if segment.terminal else len(segment) - 1
+        if steps < 1:
+            continue
+        next_value = 0.0 if segment.terminal else segment.root_values[steps]
+        adv, ret = gae(
+            torch.tensor(segment.rewards[:steps]),
+            torch.tensor(segment.root_values[:steps]),
+            next_value,
+            segment.terminal,
+            gamma,
+            lam,
+        )
+        prompts.extend(segment.prompts[:steps])
+        candidates.extend(list(c) for c in segment.candidates[:steps])
+        actions.extend(segment.actions[:steps])
+        behaviour.extend(segment.behaviour_logprobs[:steps])
+        advantages.append(adv)
+        returns.append(ret)
+    empty = torch.zeros(0)
+    return PPOBatch(
+        prompts=prompts,
+        candidates=candidates,
+        action_index=torch.tensor(actions, dtype=torch.long),
+        behaviour_logprob=torch.tensor(behaviour, dtype=torch.float32),
+        advantages=torch.cat(advantages) if advantages else empty,
+        returns=torch.cat(returns) if returns else empty,
+        old_logprobs=[],
+        ref_logprobs=[],
+    )
+
+
+def decoupled_clip_loss(
+    logp_new: torch.Tensor,
+    logp_old: torch.Tensor,
+    behaviour_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    clip: float,
+    weight_cap: float | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The decoupled clipped surrogate (module docstring), as a loss to minimise.
+
+    Args:
+        logp_new: ``[N]`` log-prob of the taken actions under the current policy (differentiable).
+        logp_old: ``[N]`` the same under the proximal policy ``pi_old``.
+        behaviour_logp: ``[N]`` the same under the behaviour policy ``mu`` that drew them.
+        advantages: ``[N]`` advantage of each taken action.
+        clip: ratio clip range epsilon.
+        weight_cap: upper bound of the importance weight ``pi_old / mu`` (None: no bound).
+
+    Returns:
+        ``(loss, clipfrac, weights)``: the scalar loss; the fraction of rows whose ratio left
+        ``[1 - clip, 1 + clip]``; the ``[N]`` importance weights (no gradient).
+    """
+    weights = (logp_old - behaviour_logp).exp()
+    if weight_cap is not None:
+        weights = weights.clamp(max=weight_cap)
+    ratio = (logp_new - logp_old).exp()
+    with torch.no_grad():
+        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - clip, 1 + clip) * advantages
+    return -(weights * torch.min(unclipped, clipped)).mean(), clipfrac, weights
+
+
+def exact_kl(logp: Sequence[torch.Tensor], logq: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[N]`` ``KL(p || q) = sum_a p(a) (log p(a) - log q(a))`` of each row's two ``[A_i]``
+    log-distributions over the same candidates (candidates with ``p(a) = 0`` add nothing)."""
+    rows = []
+    for lp, lq in zip(logp, logq):
+        lq = lq.to(device=lp.device, dtype=lp.dtype)
+        p = lp.exp()
+        rows.append(torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum())
+    return torch.stack(rows)
 
 
 class PPOObjective:
-    """Clipped PPO on the LLM's candidate policy, with a KL penalty to a reference LLM and an
-    optional entropy bonus: ``loss = ppo + kl_coef * KL(policy || ref) - entropy_coef * H``.
+    """Decoupled clipped PPO on the LLM's candidate policy, with the exact KL to a reference LLM
+    and an optional entropy bonus: ``loss = ppo + kl_coef * KL(pi || ref) - entropy_coef * H(pi)``.
 
     Args:
         clip: ratio clip range epsilon.
         kl_coef: weight of the reference KL penalty (0 switches it off).
-        kl_kind: KL estimator, ``k1`` or ``k3`` (see :func:`kl_penalty`).
         entropy_coef: weight of the entropy bonus over each step's candidates.
+        importance_weight_cap: upper bound of ``pi_old(a) / mu(a)`` (None: unbounded, unbiased).
     """
 
     name = "ppo"
+    batch_type = PPOBatch
 
-    def __init__(self, clip: float = 0.2, kl_coef: float = 0.05, kl_kind: KLKind = "k3", entropy_coef: float = 0.0) -> None:
+    def __init__(
+        self, clip: float = 0.2, kl_coef: float = 0.05, entropy_coef: float = 0.0, importance_weight_cap: float | None = None
+    ) -> None:
         if clip <= 0:
             raise PriorZeroInputError(f"ppo clip must be > 0, got {clip}")
         if kl_coef < 0 or entropy_coef < 0:
             raise PriorZeroInputError(f"ppo kl_coef and entropy_coef must be >= 0, got {kl_coef} and {entropy_coef}")
-        if kl_kind not in ("k1", "k3"):
-            raise PriorZeroInputError(f"ppo kl_kind must be 'k1' or 'k3', got {kl_kind!r}")
-        self.clip, self.kl_coef, self.kl_kind, self.entropy_coef = clip, kl_coef, kl_kind, entropy_coef
+        if importance_weight_cap is not None and not importance_weight_cap > 0:
+            raise PriorZeroInputError(f"ppo importance_weight_cap must be > 0 or null, got {importance_weight_cap}")
+        self.clip, self.kl_coef, self.entropy_coef = clip, kl_coef, entropy_coef
+        self.importance_weight_cap = importance_weight_cap
 
     def loss(self, policy: CandidateLogProbs, batch: PPOBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logps = policy(batch.prompts, batch.candidates)
-        logp_new = torch.stack([lp[int(a)] for lp, a in zip(logps, batch.action_index)])
-        device = logp_new.device
-        pg_loss, clipfrac, approx_kl = ppo_clip_loss(
-            logp_new, batch.old_logprob.to(device), batch.advantages.to(device), self.clip
+        device = logps[0].device
+        actions = [int(a) for a in batch.action_index]
+        logp_new = torch.stack([lp[a] for lp, a in zip(logps, actions)])
+        old = [lp.to(device=device, dtype=logp_new.dtype) for lp in batch.old_logprobs]
+        logp_old = torch.stack([lp[a] for lp, a in zip(old, actions)])
+        pg_loss, clipfrac, weights = decoupled_clip_loss(
+            logp_new,
+            logp_old,
+            batch.behaviour_logprob.to(device=device, dtype=logp_new.dtype),
+            batch.advantages.to(device=device, dtype=logp_new.dtype),
+            self.clip,
+            self.importance_weight_cap,
         )
-        ref_kl = kl_penalty(logp_new, batch.ref_logprob.to(device), self.kl_kind).mean()
+        ref_kl = exact_kl(logps, batch.ref_logprobs).mean()
         # Categorical clamps -inf logits, so a candidate with zero probability adds 0, not nan.
         entropy = torch.stack([torch.distributions.Categorical(logits=lp).entropy() for lp in logps]).mean()
         total = pg_loss + self.kl_coef * ref_kl - self.entropy_coef * entropy
+        with torch.no_grad():
+            old_kl = exact_kl(old, [lp.detach() for lp in logps]).mean()
         metrics = {
             "ppo_loss": pg_loss.detach(),
-            "approx_kl": approx_kl,
+            "old_kl": old_kl,
             "clipfrac": clipfrac,
             "ref_kl": ref_kl.detach(),
             "entropy": entropy.detach(),
+            "importance_weight": weights.mean(),
             "return_mean": batch.returns.float().mean(),
         }
         return total, metrics

@@ -85,6 +85,7 @@ class RFTObjective:
     """
 
     name = "rft"
+    batch_type = CandidateBatch
 
     def __init__(self, loss: RFTLoss = "tokens", sequence_logprobs: SequenceLogProbs | None = None) -> None:
         if loss not in ("tokens", "candidates"):
