@@ -166,6 +166,12 @@ class Rollout:
                 self._records[i] = None
         return RolloutStep(records=records, decisions=decisions, finished=finished)
 
+    def _reset_some(self, records: list[StepRecord], indices: list[int]) -> None:
+        """Reset the games at ``indices``, writing their fresh records into ``records``."""
+        if indices:
+            for i, record in zip(indices, self.games.reset(indices)):
+                records[i] = record
+
     def _new_segment(self, record: StepRecord) -> GameSegment:
         return GameSegment(game=self.game, max_score=record.max_score)
 
@@ -214,20 +220,15 @@ class Rollout:
         total = max(lengths)
         records = self.games.reset()
         diverged = [False] * num_games
+        starts = [total - n for n in lengths]
         for r in range(total + 1):
-            starts = [total - n for n in lengths]
+            self._reset_some(records, [i for i in range(num_games) if (r == starts[i] > 0) or (r < starts[i] and records[i].done)])
             for i in range(num_games):
                 t = r - starts[i]
                 if 0 <= t < lengths[i] and not diverged[i]:
                     seen = (records[i].observation, list(records[i].candidates))
                     diverged[i] = seen != (segments[i].observations[t], segments[i].candidates[t])
-            to_reset = [
-                i for i in range(num_games)
-                if (r == starts[i] and r > 0) or ((r < starts[i] or diverged[i]) and records[i].done)
-            ]
-            if to_reset:
-                for i, record in zip(to_reset, self.games.reset(to_reset)):
-                    records[i] = record
+            self._reset_some(records, [i for i in range(num_games) if diverged[i] and records[i].done])
             if r == total:
                 break
             actions = []

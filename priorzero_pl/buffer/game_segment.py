@@ -130,8 +130,11 @@ class GameSegment:
         state: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            is_array_list = f.name in ("visit_policies", "prior_logprobs")
-            state[f.name] = [array.tolist() for array in value] if is_array_list else value
+            if f.name in ("visit_policies", "prior_logprobs"):
+                value = [array.tolist() for array in value]
+            elif isinstance(value, list):
+                value = list(value)  # a copy: an episode in progress keeps growing after its state is taken
+            state[f.name] = value
         return state
 
     @classmethod
