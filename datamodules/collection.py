@@ -126,7 +126,7 @@ class PriorZeroDataModule(L.LightningDataModule):
         if warmup_steps < 0 or temperature_decay_steps < 0:
             raise PriorZeroInputError("data.warmup_steps and data.temperature_decay_steps must be >= 0")
         if temperature_start < 0 or temperature_end < 0:
-            raise PriorZeroInputError("data.temperature_start / temperature_end must be >= 0 (0 = greedy)")
+            raise PriorZeroInputError("data.temperature_start / temperature_end must be >= 0 (0 = the most visited candidate)")
         self.save_hyperparameters()
         self.game = game
         self.num_envs = num_envs

@@ -36,8 +36,10 @@ class Games(Protocol):
         """Reset the games at ``indices`` (all when None); their records in that order."""
         ...
 
-    def step(self, actions: Sequence[str]) -> list[StepRecord]:
-        """One action per game, in game order; a record per game."""
+    def step(self, actions: Sequence[str | None]) -> list[StepRecord | None]:
+        """One action per game, in game order; a record per game. ``None`` leaves a game alone:
+        a rollout sends it only for a game whose episode ended and is not restarted, so a pool
+        that steps every game at once (``EnvPool``) serves a restarting rollout."""
         ...
 
 

@@ -50,7 +50,7 @@ def test_all_callbacks_on_through_yaml(tmp_path: Path, tiny_lm_path: Path, tw_ga
     cli = _fit(tmp_path, tiny_lm_path, tw_game_path, ALL_ON)
     trainer = cli.trainer
     scalars, texts = _scalar_and_text_tags(trainer.logger.log_dir)
-    assert {"llm/rft_loss", "llm/ppo_loss", "llm/approx_kl", "llm/clipfrac", "llm/ref_kl"} <= scalars
+    assert {"llm/rft_loss", "llm/ppo_loss", "llm/old_kl", "llm/clipfrac", "llm/ref_kl", "llm/importance_weight"} <= scalars
     assert any(t.startswith("fallback/") for t in scalars)
     for mode in ("world_model", "world_model+prior", "prior"):
         assert f"eval_{mode}/normalized_score" in scalars
