@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 
 
@@ -26,10 +27,8 @@ class LLMConfig:
     def __post_init__(self) -> None:
         if not self.path:
             raise PriorZeroInputError("model.llm.path is empty: give a local Hugging Face model directory or 'embedded'")
-        if self.distill_weight < 0:
-            raise PriorZeroInputError(f"model.llm.distill_weight must be >= 0, got {self.distill_weight}")
-        if self.distill_max_roots < 1:
-            raise PriorZeroInputError(f"model.llm.distill_max_roots must be >= 1, got {self.distill_max_roots}")
+        require_number("model.llm.distill_weight", self.distill_weight, at_least=0)
+        require_int("model.llm.distill_max_roots", self.distill_max_roots, minimum=1)
 
 
 @dataclass
@@ -46,7 +45,7 @@ class OptimConfig:
     """Linear learning-rate warm-up, in optimizer steps."""
 
     def __post_init__(self) -> None:
-        if self.world_model_lr <= 0 or self.llm_lr <= 0:
-            raise PriorZeroInputError("model.optim learning rates must be > 0")
-        if self.weight_decay < 0 or self.warmup_steps < 0:
-            raise PriorZeroInputError("model.optim.weight_decay and warmup_steps must be >= 0")
+        require_number("model.optim.world_model_lr", self.world_model_lr, above=0)
+        require_number("model.optim.llm_lr", self.llm_lr, above=0)
+        require_number("model.optim.weight_decay", self.weight_decay, at_least=0)
+        require_int("model.optim.warmup_steps", self.warmup_steps, minimum=0)

@@ -1,12 +1,14 @@
-"""resolve_game: names and paths to checked story files, and one-line errors for bad input."""
+"""resolve_game and check_story: names and paths to checked story files, and one-line errors for bad input."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from priorzero_pl.envs import TextGame, resolve_game
+from priorzero_pl.envs.game_files import check_story
 from priorzero_pl.errors import PriorZeroInputError
 
 
@@ -72,3 +74,64 @@ def test_glulx_game_is_rejected_with_reason(tmp_path: Path) -> None:
 def test_bad_text_game_options(shared_games_dir: Path, option: str, value: object, message: str) -> None:
     with pytest.raises(PriorZeroInputError, match=message):
         TextGame("zork1", games_dir=shared_games_dir, **{option: value})
+
+
+# ---------------------------------------------------------------- check_story: damaged or unknown files
+
+
+def _zork1_copy(tmp_path: Path, shared_games_dir: Path, edit) -> Path:
+    data = bytearray((shared_games_dir / "zork1.z5").read_bytes())
+    path = tmp_path / "zork1.z5"
+    path.write_bytes(bytes(edit(data)))
+    return path
+
+
+@pytest.mark.parametrize("name", ["zork1", "detective", "pentari", "acorncourt", "omniquest", "library", "inhumane"])
+def test_every_shared_game_passes_check_story(shared_games_dir: Path, name: str) -> None:
+    check_story(resolve_game(name, shared_games_dir))
+
+
+def test_textworld_game_passes_check_story(tw_game_path: Path) -> None:
+    check_story(resolve_game(tw_game_path))
+
+
+def test_story_cut_past_its_header_length_is_refused_as_unknown_to_jericho(tmp_path: Path, shared_games_dir: Path) -> None:
+    # zork1.z5 is padded past the length its header gives: cutting 1 KB leaves header and checksum intact.
+    cut = _zork1_copy(tmp_path, shared_games_dir, lambda data: data[:-1024])
+    path = resolve_game(cut)  # the header checks pass
+    with pytest.raises(PriorZeroInputError) as info:
+        check_story(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and "not the zork1 that Jericho knows" in message
+    assert "reward would be 0" in message and "data.allow_unverified_game: true" in message
+
+
+def test_story_with_a_changed_byte_fails_the_checksum(tmp_path: Path, shared_games_dir: Path) -> None:
+    def flip(data: bytearray) -> bytearray:
+        data[40_000] ^= 0xFF
+        return data
+
+    with pytest.raises(PriorZeroInputError, match=r"fails the Z-machine checksum \(the header says 0xa129"):
+        check_story(resolve_game(_zork1_copy(tmp_path, shared_games_dir, flip)))
+
+
+def test_unverified_story_is_accepted_on_request_with_one_warning(
+    tmp_path: Path, shared_games_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = resolve_game(_zork1_copy(tmp_path, shared_games_dir, lambda data: data[:-1024]))
+    with caplog.at_level(logging.WARNING, logger="priorzero_pl.envs.game_files"):
+        check_story(path, allow_unverified=True)
+        check_story(path, allow_unverified=True)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert "reward would be 0" in warnings[0] and "training on it anyway" in warnings[0]
+
+
+def test_jericho_itself_disables_the_score_of_the_cut_story(tmp_path: Path, shared_games_dir: Path) -> None:
+    """The fault check_story guards against, seen in Jericho: the cut copy loads, scores nothing."""
+    jericho = pytest.importorskip("jericho")
+    cut = _zork1_copy(tmp_path, shared_games_dir, lambda data: data[:-1024])
+    with pytest.warns(jericho.jericho.UnsupportedGameWarning):
+        env = jericho.FrotzEnv(str(cut))
+    assert not env.is_fully_supported and env.get_max_score() == 0

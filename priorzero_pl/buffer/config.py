@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 
 
@@ -25,14 +26,10 @@ class ReplayConfig:
     """Exponent of the importance weights that undo the prioritised sampling's bias."""
 
     def __post_init__(self) -> None:
-        for name in ("capacity_steps", "td_steps"):
-            if getattr(self, name) < 1:
-                raise PriorZeroInputError(f"ReplayConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.unroll_steps < 0:
-            raise PriorZeroInputError(f"ReplayConfig.unroll_steps must be >= 0, got {self.unroll_steps}")
-        if not 0.0 < self.discount <= 1.0:
-            raise PriorZeroInputError(f"ReplayConfig.discount must be in (0, 1], got {self.discount}")
-        if self.priority_alpha < 0:
-            raise PriorZeroInputError(f"ReplayConfig.priority_alpha must be >= 0, got {self.priority_alpha}")
-        if not 0.0 <= self.priority_beta <= 1.0:
-            raise PriorZeroInputError(f"ReplayConfig.priority_beta must be in [0, 1], got {self.priority_beta}")
+        key = "data.replay."
+        require_int(key + "capacity_steps", self.capacity_steps, minimum=1)
+        require_int(key + "unroll_steps", self.unroll_steps, minimum=0)
+        require_int(key + "td_steps", self.td_steps, minimum=1)
+        require_number(key + "discount", self.discount, above=0, at_most=1)
+        require_number(key + "priority_alpha", self.priority_alpha, at_least=0)
+        require_number(key + "priority_beta", self.priority_beta, at_least=0, at_most=1)

@@ -1,16 +1,22 @@
 """Turn a user's game spec (a path or a bare name like ``zork1``) into a checked story file.
 
 Checking the header up front means a wrong file fails here with one clear line, instead of as a
-segfault or an opaque error deep inside the Frotz interpreter.
+segfault or an opaque error deep inside the Frotz interpreter. :func:`check_story` goes further,
+once per run: a story can have a sound header and still be damaged, and Jericho reports no score
+for a file it does not recognise, so training on it would see a reward of 0 forever.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import struct
 from pathlib import Path
 
 from priorzero_pl.errors import PriorZeroInputError
+
+log = logging.getLogger(__name__)
 
 GAMES_DIR_ENV = "PRIORZERO_GAMES"
 """Environment variable naming the folder that bare game names are looked up in."""
@@ -19,6 +25,11 @@ STORY_SUFFIXES = (".z5", ".z8", ".z3", ".z4", ".z6", ".z7", ".z1", ".z2")
 """Z-machine story extensions, in lookup order for bare names (Jericho's suite is mostly .z5)."""
 
 _HEADER_BYTES = 64
+
+ALLOW_UNVERIFIED_KEY = "data.allow_unverified_game"
+"""The config flag that accepts a story :func:`check_story` would refuse (named in its messages)."""
+
+_warned: set[Path] = set()
 
 
 def resolve_game(spec: str | os.PathLike, games_dir: str | os.PathLike | None = None) -> Path:
@@ -54,6 +65,61 @@ def is_textworld_game(story: Path) -> bool:
     games get TextWorld's state tracking (score, admissible commands).
     """
     return story.suffix == ".z8" and story.with_suffix(".json").is_file()
+
+
+def check_story(path: Path, *, allow_unverified: bool = False) -> None:
+    """Refuse a story file that fails its own checksum or that Jericho does not recognise.
+
+    Both are files that load and play but train on nothing: Frotz runs a damaged story until it
+    hits the damage, and Jericho turns the score off for a file whose md5 is not in its table
+    (a copy of ``zork1.z5`` with 1 KB cut from its end passes the header checks and plays with
+    reward 0 at every step). TextWorld games are exempt from the Jericho test: TextWorld keeps
+    their score. With ``allow_unverified`` the file is accepted with one logged warning per path.
+    """
+    problem = story_problem(path)
+    if problem is None:
+        return
+    if not allow_unverified:
+        raise PriorZeroInputError(
+            f"game file {path} {problem}; restore the original story file, or set {ALLOW_UNVERIFIED_KEY}: true "
+            "to train on it anyway"
+        )
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("game file %s %s; training on it anyway because %s is true", path, problem, ALLOW_UNVERIFIED_KEY)
+
+
+def story_problem(path: Path) -> str | None:
+    """Why ``path`` (a story that passed :func:`resolve_game`) is not fit to train on, or None."""
+    data = path.read_bytes()
+    version = data[0]
+    length = struct.unpack(">H", data[26:28])[0] * _length_unit(version)
+    stored = struct.unpack(">H", data[28:30])[0]
+    # Versions 1-2 (and a few early v3 releases) leave length and checksum 0: nothing to verify.
+    if length and stored:
+        actual = sum(data[_HEADER_BYTES:length]) & 0xFFFF
+        if actual != stored:
+            return (
+                f"fails the Z-machine checksum (the header says 0x{stored:04x}, the story's bytes sum to "
+                f"0x{actual:04x}): the file is damaged"
+            )
+    if is_textworld_game(path):
+        return None
+    from jericho import defines  # the table FrotzEnv itself looks each file's md5 up in
+
+    md5 = hashlib.md5(data).hexdigest()
+    if md5 in defines.BINDINGS_DICT:
+        return None
+    known = {bindings["rom"]: bindings["name"] for bindings in defines.BINDINGS_DICT.values()}
+    no_score = "Jericho turns the score off for a file it does not recognise, so every reward would be 0"
+    if path.name in known or path.stem in known.values():
+        return f"is not the {path.stem} that Jericho knows (md5 {md5} is not in its table, e.g. a damaged copy): {no_score}"
+    return f"is a game Jericho does not know (md5 {md5}): {no_score}"
+
+
+def _length_unit(version: int) -> int:
+    """The header's file length is stored divided by 2 (v1-3), 4 (v4-5) or 8 (v6-8)."""
+    return 2 if version <= 3 else 4 if version <= 5 else 8
 
 
 def _is_bare_name(text: str) -> bool:
@@ -96,7 +162,7 @@ def _check_z_machine(path: Path) -> None:
             f"game file {path} is not a Z-machine story (version byte {version} at offset 0, expected 1-8); give a .z5/.z8 story file"
         )
     high, _pc, dictionary, objects, globals_, static = struct.unpack(">6H", header[4:16])
-    length = struct.unpack(">H", header[26:28])[0] * (2 if version <= 3 else 4 if version <= 5 else 8)
+    length = struct.unpack(">H", header[26:28])[0] * _length_unit(version)
     in_file = all(0 < address < size for address in (dictionary, objects, globals_))
     if not (in_file and _HEADER_BYTES <= static <= size and high <= size and length <= size):
         raise PriorZeroInputError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 
 PRIOR_MODES = ("replace", "mixture", "product", "none")
@@ -38,29 +39,15 @@ class MCTSConfig:
     the root's LLM log-probs: the candidates are the same texts and the LLM is only asked once."""
 
     def __post_init__(self) -> None:
-        _require_int(self.num_simulations, "num_simulations", minimum=1)
-        _require_int(self.prior_depth, "prior_depth", minimum=0)
-        if not self.pb_c_base > 0:
-            raise PriorZeroInputError(f"mcts.pb_c_base must be > 0, got {self.pb_c_base}")
-        if not self.pb_c_init >= 0:
-            raise PriorZeroInputError(f"mcts.pb_c_init must be >= 0, got {self.pb_c_init}")
-        if not 0 <= self.discount <= 1:
-            raise PriorZeroInputError(f"mcts.discount must be in [0, 1], got {self.discount}")
-        if not self.dirichlet_alpha > 0:
-            raise PriorZeroInputError(f"mcts.dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
-        if not 0 <= self.root_exploration_fraction <= 1:
-            raise PriorZeroInputError(
-                f"mcts.root_exploration_fraction must be in [0, 1], got {self.root_exploration_fraction}"
-            )
+        key = "model.mcts."
+        require_int(key + "num_simulations", self.num_simulations, minimum=1)
+        require_int(key + "prior_depth", self.prior_depth, minimum=0)
+        require_number(key + "pb_c_base", self.pb_c_base, above=0)
+        require_number(key + "pb_c_init", self.pb_c_init, at_least=0)
+        require_number(key + "discount", self.discount, at_least=0, at_most=1)
+        require_number(key + "dirichlet_alpha", self.dirichlet_alpha, above=0)
+        require_number(key + "root_exploration_fraction", self.root_exploration_fraction, at_least=0, at_most=1)
         if self.prior_mode not in PRIOR_MODES:
-            raise PriorZeroInputError(f"mcts.prior_mode must be one of {PRIOR_MODES}, got {self.prior_mode!r}")
-        if not 0 <= self.prior_weight <= 1:
-            raise PriorZeroInputError(f"mcts.prior_weight must be in [0, 1], got {self.prior_weight}")
-        if not self.prior_temperature > 0:
-            raise PriorZeroInputError(f"mcts.prior_temperature must be > 0, got {self.prior_temperature}")
-
-
-def _require_int(value: object, name: str, *, minimum: int) -> None:
-    """bool is an int to Python, but ``num_simulations: true`` in a YAML file is a typo."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PriorZeroInputError(f"mcts.{name} must be an integer >= {minimum}, got {value!r}")
+            raise PriorZeroInputError(f"{key}prior_mode must be one of {list(PRIOR_MODES)}, got {self.prior_mode!r}")
+        require_number(key + "prior_weight", self.prior_weight, at_least=0, at_most=1)
+        require_number(key + "prior_temperature", self.prior_temperature, above=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 
 SCHEDULE_KINDS = ("constant", "linear")
@@ -25,12 +26,10 @@ class PriorWeightSchedule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULE_KINDS:
-            raise PriorZeroInputError(f"prior weight schedule kind must be one of {SCHEDULE_KINDS}, got {self.kind!r}")
+            raise PriorZeroInputError(f"model.prior_weight_schedule.kind must be one of {list(SCHEDULE_KINDS)}, got {self.kind!r}")
         for name in ("start", "end"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise PriorZeroInputError(f"prior weight schedule {name} must be in [0, 1], got {getattr(self, name)}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise PriorZeroInputError(f"prior weight schedule steps must be an integer >= 1, got {self.steps!r}")
+            require_number(f"model.prior_weight_schedule.{name}", getattr(self, name), at_least=0, at_most=1)
+        require_int("model.prior_weight_schedule.steps", self.steps, minimum=1)
 
     def __call__(self, step: int) -> float:
         """The weight at ``step`` (>= 0); past the ramp it stays at ``end``."""

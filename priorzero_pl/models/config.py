@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 
 
@@ -39,21 +41,22 @@ class WorldModelConfig:
     for observations and actions instead of the hashed-token encoders. None: hashed encoders."""
 
     def __post_init__(self) -> None:
-        positive = ("latent_dim", "embed_dim", "max_observation_tokens", "max_action_tokens", "num_layers", "num_heads")
-        for name in (*positive, "support_size"):
-            if getattr(self, name) < 1:
-                raise PriorZeroInputError(f"WorldModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.vocab_size < 3:
-            raise PriorZeroInputError(
-                f"WorldModelConfig.vocab_size must be >= 3 (2 reserved ids), got {self.vocab_size}"
-            )
+        key = "model.world_model."
+        for name in ("latent_dim", "embed_dim", "max_observation_tokens", "max_action_tokens", "num_layers", "num_heads", "support_size"):
+            require_int(key + name, getattr(self, name), minimum=1)
+        require_int(key + "vocab_size", self.vocab_size, minimum=3)  # 2 ids are reserved (padding, CLS)
         for name in ("embed_dim", "latent_dim"):
             if getattr(self, name) % self.num_heads:
                 raise PriorZeroInputError(
-                    f"WorldModelConfig.num_heads={self.num_heads} must divide {name}={getattr(self, name)}"
+                    f"{key}num_heads={self.num_heads} must divide {key}{name}={getattr(self, name)}: "
+                    "change one of them"
                 )
         for name in ("value_loss_weight", "reward_loss_weight", "policy_loss_weight", "consistency_loss_weight"):
-            if getattr(self, name) < 0:
-                raise PriorZeroInputError(f"WorldModelConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise PriorZeroInputError(f"WorldModelConfig.dropout must be in [0, 1), got {self.dropout}")
+            require_number(key + name, getattr(self, name), at_least=0)
+        require_number(key + "dropout", self.dropout, at_least=0, below=1)
+        path = self.pretrained_encoder_path
+        if path is not None and not (Path(path).expanduser() / "config.json").is_file():
+            raise PriorZeroInputError(
+                f"{key}pretrained_encoder_path={path!r} is not a local Hugging Face model directory (no config.json "
+                "in it): give the folder written by save_pretrained, or null for the hashed encoders"
+            )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.backend import PriorBackend
 from priorzero_pl.prior.fallback import FallbackPrior
@@ -50,33 +51,25 @@ class PriorConfig:
     """Share each prompt's KV blocks across its candidates."""
 
     def __post_init__(self) -> None:
+        key = "model.prior."
         if not self.backends:
-            raise PriorZeroInputError(
-                f"prior.backends is empty: list some of {list(BACKEND_NAMES)} (end with 'uniform')"
-            )
+            raise PriorZeroInputError(f"{key}backends is empty: list some of {list(BACKEND_NAMES)} (end with 'uniform')")
         unknown = [name for name in self.backends if name not in BACKEND_NAMES]
         if unknown:
-            raise PriorZeroInputError(f"prior.backends has unknown names {unknown}: choose from {list(BACKEND_NAMES)}")
+            raise PriorZeroInputError(f"{key}backends has unknown names {unknown}: choose from {list(BACKEND_NAMES)}")
         if len(set(self.backends)) != len(self.backends):
-            raise PriorZeroInputError(f"prior.backends lists a backend twice: {self.backends}")
+            raise PriorZeroInputError(f"{key}backends lists a backend twice: {self.backends}")
         if self.vllm_required and "vllm" not in self.backends:
-            raise PriorZeroInputError("prior.vllm_required is true but 'vllm' is not in prior.backends")
-        if self.temperature <= 0:
-            raise PriorZeroInputError(f"prior.temperature must be > 0, got {self.temperature}")
-        if self.history_len < 0:
-            raise PriorZeroInputError(f"prior.history_len must be >= 0, got {self.history_len}")
-        if self.max_observation_chars <= 0:
-            raise PriorZeroInputError(f"prior.max_observation_chars must be > 0, got {self.max_observation_chars}")
-        if self.cache_size < 0:
-            raise PriorZeroInputError(f"prior.cache_size must be >= 0, got {self.cache_size}")
-        if self.vllm_timeout_s <= 0:
-            raise PriorZeroInputError(f"prior.vllm_timeout_s must be > 0, got {self.vllm_timeout_s}")
-        if self.vllm_retries < 0:
-            raise PriorZeroInputError(f"prior.vllm_retries must be >= 0, got {self.vllm_retries}")
-        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
             raise PriorZeroInputError(
-                f"prior.vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+                f"{key}vllm_required is true but 'vllm' is not in {key}backends={self.backends}: add it or drop vllm_required"
             )
+        require_number(key + "temperature", self.temperature, above=0)
+        require_int(key + "history_len", self.history_len, minimum=0)
+        require_int(key + "max_observation_chars", self.max_observation_chars, minimum=1)
+        require_int(key + "cache_size", self.cache_size, minimum=0)
+        require_number(key + "vllm_timeout_s", self.vllm_timeout_s, above=0)
+        require_int(key + "vllm_retries", self.vllm_retries, minimum=0)
+        require_number(key + "vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, above=0, at_most=1)
 
 
 def build_prompt_builder(config: PriorConfig, tokenizer: PreTrainedTokenizerBase) -> PromptBuilder:
@@ -96,7 +89,7 @@ def _start_vllm(
     try:
         if model_path is None:
             raise PriorZeroInputError(
-                "the vllm prior needs model.llm_path (a local model directory) to start an engine"
+                "the vllm prior needs model.llm.path (a local model directory) to start an engine"
             )
         return VLLMPrior.from_model_path(
             model_path,
@@ -115,7 +108,7 @@ def _start_vllm(
     except Exception as exc:  # noqa: BLE001 - an engine that fails to start (OOM, bad model) degrades
         if config.vllm_required:
             raise PriorZeroInputError(
-                f"prior.vllm_required is true but the vLLM engine failed to start ({type(exc).__name__}: {exc}); "
+                f"model.prior.vllm_required is true but the vLLM engine failed to start ({type(exc).__name__}: {exc}); "
                 f"{VLLM_INSTALL_HINT}"
             ) from exc
         log.warning("prior backend 'vllm' skipped: the engine failed to start (%s: %s)", type(exc).__name__, exc)
@@ -143,7 +136,7 @@ def build_prior(
                 backends.append(vllm_backend)
         elif name == "hf":
             if model is None or tokenizer is None:
-                log.warning("prior backend 'hf' skipped: no LLM is loaded (set model.llm_path)")
+                log.warning("prior backend 'hf' skipped: no LLM is loaded (set model.llm.path)")
                 continue
             backends.append(
                 HFPrior(model, tokenizer, temperature=config.temperature, length_normalise=config.length_normalise)
@@ -152,7 +145,7 @@ def build_prior(
             backends.append(UniformPrior())
     if not backends:
         raise PriorZeroInputError(
-            f"no prior backend could start from prior.backends={config.backends}: add 'uniform', which always starts"
+            f"no prior backend could start from model.prior.backends={config.backends}: add 'uniform', which always starts"
         )
     log.info("prior backends in order: %s", [backend.name for backend in backends])
     return FallbackPrior(backends, cache_size=config.cache_size)
