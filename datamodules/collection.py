@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader, IterableDataset
 from datamodules.collector import collect
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
 from priorzero_pl.buffer import ReplayBuffer, ReplayConfig
+from priorzero_pl.data_args import check_data_args
 from priorzero_pl.envs import EnvPool, resolve_game
 from priorzero_pl.episodes import EvaluationRequest
-from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 from priorzero_pl.rollout import Rollout
 
@@ -90,6 +90,8 @@ class PriorZeroDataModule(L.LightningDataModule):
         valid_actions_timeout: seconds allowed to compute a state's valid actions.
         seed: base seed (env ``i`` of rank ``r`` uses ``seed + 1000 * r + i``; the generators
             of rank ``r`` use ``[seed, r, stream]``).
+        allow_unverified_game: train on a story file that fails its checksum or that Jericho does
+            not recognise (its score is then off, so reward 0), with one logged warning.
     """
 
     def __init__(
@@ -110,23 +112,17 @@ class PriorZeroDataModule(L.LightningDataModule):
         eval_episodes: int = 1,
         valid_actions_timeout: float = 5.0,
         seed: int = 0,
+        allow_unverified_game: bool = False,
     ) -> None:
+        check_data_args(
+            game=game, games_dir=games_dir, num_envs=num_envs, max_episode_steps=max_episode_steps,
+            batch_size=batch_size, collect_steps=collect_steps, batches_per_collect=batches_per_collect,
+            warmup_steps=warmup_steps, replay=replay, temperature_start=temperature_start,
+            temperature_end=temperature_end, temperature_decay_steps=temperature_decay_steps,
+            max_consecutive_failures=max_consecutive_failures, eval_episodes=eval_episodes,
+            valid_actions_timeout=valid_actions_timeout, seed=seed, allow_unverified_game=allow_unverified_game,
+        )
         super().__init__()
-        for name, value in [
-            ("num_envs", num_envs),
-            ("max_episode_steps", max_episode_steps),
-            ("batch_size", batch_size),
-            ("collect_steps", collect_steps),
-            ("batches_per_collect", batches_per_collect),
-            ("max_consecutive_failures", max_consecutive_failures),
-            ("eval_episodes", eval_episodes),
-        ]:
-            if value < 1:
-                raise PriorZeroInputError(f"data.{name} must be >= 1, got {value}")
-        if warmup_steps < 0 or temperature_decay_steps < 0:
-            raise PriorZeroInputError("data.warmup_steps and data.temperature_decay_steps must be >= 0")
-        if temperature_start < 0 or temperature_end < 0:
-            raise PriorZeroInputError("data.temperature_start / temperature_end must be >= 0 (0 = the most visited candidate)")
         self.save_hyperparameters()
         self.game = game
         self.num_envs = num_envs

@@ -20,6 +20,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModel, WorldModelConfig
 from priorzero_pl.models.llm import load_llm
+from priorzero_pl.module_args import check_module_args
 from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.objectives.objective import CandidateBatch, LLMObjective
 from priorzero_pl.prior import FallbackPrior, PriorConfig, build_prior, build_prompt_builder
@@ -64,6 +65,7 @@ class PriorZeroModule(L.LightningModule):
         prior_weight_schedule: PriorWeightSchedule | None = None,
         eval_seed: int = 1234,
     ) -> None:
+        check_module_args(mcts=mcts, prior_weight_schedule=prior_weight_schedule, eval_seed=eval_seed)
         super().__init__()
         self.save_hyperparameters()
         self.llm_config, self.mcts_config, self.prior_config, self.optim_config = llm, mcts, prior, optim
