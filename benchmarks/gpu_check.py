@@ -83,15 +83,17 @@ class Sizes:
     """Wall time per side for the prior throughput figure."""
 
     def __post_init__(self) -> None:
-        if self.first_steps % self.llm_round_every or self.resumed_steps <= self.first_steps:
+        # last.ckpt must be the first fit's end; after the resume a round must fire and both of its
+        # objectives be applied (one queued minibatch per step: RFT's first, then PPO's).
+        if self.first_steps % self.llm_round_every or self.resumed_steps < self.first_steps + self.llm_round_every + 2:
             raise ValueError(
-                f"first_steps={self.first_steps} must be a multiple of llm_round_every={self.llm_round_every} (the "
-                f"checkpoint period, so that last.ckpt is the first fit's end) and below resumed_steps={self.resumed_steps}"
+                f"first_steps={self.first_steps} must be a multiple of llm_round_every={self.llm_round_every}, and "
+                f"resumed_steps={self.resumed_steps} at least first_steps + llm_round_every + 2"
             )
 
 
 GPU_SIZES = Sizes(16, 24, 4, 4, 16, 16, 4, 32, 12, 16, 200, 4.0)
-CPU_SIZES = Sizes(6, 9, 3, 2, 4, 4, 2, 8, 6, 4, 30, 1.0)
+CPU_SIZES = Sizes(6, 11, 3, 2, 4, 4, 2, 8, 6, 4, 30, 1.0)
 
 
 class Check:
@@ -169,20 +171,27 @@ def fit_args(run_dir: Path, game: Path, sizes: Sizes, *, cpu: bool, max_steps: i
 
 
 class Probe(L.Callback):
-    """What the check asserts on besides the logs: counters at train start and the first weight."""
+    """What the check asserts on besides the logs: the state a resume starts from.
+
+    The env-step counter is read right after the checkpoint restored it (callbacks load after the
+    datamodule), because the first batch is fetched, and so a collection round run, before
+    ``on_train_start``; the loop counters are restored after the callbacks, so the step, the LLM
+    updates and the first world-model weight are read at ``on_train_start``."""
 
     def __init__(self) -> None:
         self.at_start: dict[str, Any] = {}
         self.started = 0.0
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self.at_start["env_steps"] = trainer.datamodule.env_steps
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
-        self.at_start = {
-            "step": trainer.global_step,
-            "llm_updates": pl_module.llm_updates,
-            "env_steps": trainer.datamodule.env_steps,
-            "weight": next(pl_module.world_model.parameters()).detach().float().cpu().clone(),
-        }
+        self.at_start.update(
+            step=trainer.global_step,
+            llm_updates=pl_module.llm_updates,
+            weight=next(pl_module.world_model.parameters()).detach().float().cpu().clone(),
+        )
 
 
 def logged_steps(log_dir: str, tag: str) -> list[int]:
@@ -258,7 +267,7 @@ def fits(check: Check, work: Path, game: Path, sizes: Sizes, *, cpu: bool) -> No
         assert state, "the first fit did not finish: nothing to resume from"
         cli, probe, seconds = run_fit(fit_args(run_dir, game, sizes, cpu=cpu, max_steps=sizes.resumed_steps), state["last"])
         counters = ("step", "llm_updates", "env_steps")
-        restored, saved = {key: probe.at_start[key] for key in counters}, {key: state[key] for key in counters}
+        restored, saved = {key: probe.at_start.get(key) for key in counters}, {key: state[key] for key in counters}
         assert restored == saved, f"restored {restored}, saved {saved}"
         assert torch.equal(probe.at_start["weight"], state["weight"]), "world-model weights differ after resume"
         assert cli.trainer.global_step == sizes.resumed_steps, cli.trainer.global_step
@@ -357,7 +366,10 @@ def tests(check: Check) -> None:
     def run() -> None:
         deselect = [] if has_vllm else [arg for test in VLLM_TESTS for arg in ("--deselect", test)]
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CONTRACT_TESTS, *deselect]
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        # The fits left this process's distributed rendezvous in the environment (DeepSpeed's set-up
+        # exports it) and still hold its port: the tests must pick their own.
+        env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         print(proc.stdout[-6000:], proc.stderr[-2000:], sep="\n")
         summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         check.figures["pytest"] = summary

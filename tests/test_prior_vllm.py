@@ -312,10 +312,13 @@ def test_engine_starts_on_the_ranks_own_device(
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     prior = VLLMPrior.from_model_path(tiny_lm_path, tokenizer=llm[1], device_index=explicit, gpu_memory_utilization=0.2)
     prior.close()
     assert fake.engine_args["device_ids"] == [want]
     assert fake.engine_args["gpu_memory_utilization"] == 0.2 and fake.engine_args["model"] == str(tiny_lm_path)
+    with pytest.raises(PriorZeroInputError, match="device_index=4 is not one of the 4 visible"):
+        VLLMPrior.from_model_path(tiny_lm_path, tokenizer=llm[1], device_index=4)
 
 
 def test_close_stops_the_loop_thread(llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:

@@ -187,6 +187,10 @@ class VLLMPrior:
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         device = torch.cuda.current_device() if device_index is None else device_index
+        if not 0 <= device < torch.cuda.device_count():
+            raise PriorZeroInputError(
+                f"the vllm prior's device_index={device} is not one of the {torch.cuda.device_count()} visible CUDA devices"
+            )
         loop = BackgroundEventLoop("priorzero-vllm")
 
         async def start() -> Any:
