@@ -127,27 +127,6 @@ def test_print_config_shows_every_knob(capsys: pytest.CaptureFixture[str]) -> No
     assert printed["data"]["game"] == "embedded"
 
 
-@pytest.mark.parametrize("name", ["zork1", "detective", "textworld"])
-def test_gpu_configs_use_zero2_bf16_and_run_on_cpu_with_one_override(
-    name: str, tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path
-) -> None:
-    config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-    assert config["trainer"]["strategy"] == "deepspeed_stage_2"
-    assert config["trainer"]["precision"] == "bf16-mixed"
-    cli = build_cli(
-        [
-            "--config", str(ROOT / "configs" / f"{name}.yaml"),
-            "--config", str(ROOT / "configs" / "cpu.yaml"),
-            f"--model.llm.path={tiny_lm_path}",
-            f"--data.game={tw_game_path}",
-            f"--trainer.default_root_dir={tmp_path}",
-        ],
-        run=False,
-    )
-    assert type(cli.trainer.strategy).__name__ == "SingleDeviceStrategy"
-    assert cli.trainer.precision == "bf16-mixed"
-
-
 def test_deepspeed_stage_2_strategy_config() -> None:
     pytest.importorskip("deepspeed")
     from lightning.pytorch.strategies import StrategyRegistry

@@ -9,7 +9,10 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from priorzero_pl.config import LLMConfig
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.module import PriorZeroModule
+from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.models.llm import load_llm
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 from priorzero_pl.prior.hf_backend import HFPrior
@@ -105,6 +108,32 @@ def test_gradients_flow_through_the_shared_cache(
     assert any(g.abs().sum() > 0 for g in g_shared.values())
     for name in g_naive:
         torch.testing.assert_close(g_shared[name], g_naive[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "batched"])
+def test_distillation_step_under_gradient_checkpointing_matches_naive(tiny_lm_path: Path, packed: bool) -> None:
+    """``model.llm.gradient_checkpointing: true``: in training mode transformers keeps no KV cache, so
+    the shared-prefix pass cannot build on one. A distillation step must still run and give the loss
+    and gradients of naive scoring on a model without checkpointing."""
+    checkpointed = PriorZeroModule(llm=LLMConfig(path=str(tiny_lm_path), gradient_checkpointing=True)).llm
+    plain, tokenizer = load_llm(tiny_lm_path)
+    plain.train()
+    assert checkpointed.training and any(getattr(m, "gradient_checkpointing", False) for m in checkpointed.modules())
+    visits = [torch.tensor([0.5, 0.2, 0.1, 0.1, 0.1]), torch.tensor([0.25, 0.75])]
+
+    def step(loss: torch.Tensor, model: PreTrainedModel) -> dict[str, torch.Tensor]:
+        loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    scores = candidate_logprobs(checkpointed, tokenizer, PROMPTS, CANDIDATES, packed=packed)
+    loss = distillation_loss([normalise_scores(s) for s in scores], visits)
+    naive = [naive_candidate_logprobs(plain, tokenizer, p, c) for p, c in zip(PROMPTS, CANDIDATES)]
+    naive_loss = distillation_loss([normalise_scores(s) for s in naive], visits)
+    torch.testing.assert_close(loss, naive_loss, atol=1e-5, rtol=1e-5)
+    got, want = step(loss, checkpointed), step(naive_loss, plain)
+    assert got.keys() == want.keys() and any(g.abs().sum() > 0 for g in got.values())
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=1e-4)
 
 
 def test_eager_attention_matches_naive(tiny_lm_path: Path) -> None:

@@ -3,17 +3,21 @@
 The fake implements the slice of ``AsyncLLMEngine`` the backend uses (async ``generate`` yielding
 outputs with ``prompt_logprobs``, ``collective_rpc`` onto workers, ``reset_prefix_cache``) and
 computes the prompt log-probs with the tiny HF model, so the vLLM path must agree with the HF path.
+Its ``collective_rpc`` sends the arguments through a plain ``msgpack`` encoder and decoder (no
+hooks), as the real engine sends them to another process through its own msgpack encoder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, AsyncIterator, Callable
 
+import msgpack
 import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,7 +26,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.models.llm import load_llm
 from priorzero_pl.prior import FallbackPrior, HFPrior, PriorRequest, UniformPrior, VLLMPrior
 from priorzero_pl.prior.tokenization import encode_candidates
-from priorzero_pl.prior.vllm_worker import WeightSyncWorkerExtension
+from priorzero_pl.prior.vllm_worker import WeightSyncWorkerExtension, pack_weights, unpack_weights
 
 SAMPLING = SimpleNamespace(max_tokens=1, prompt_logprobs=0, skip_reading_prefix_cache=False)
 
@@ -30,16 +34,20 @@ SAMPLING = SimpleNamespace(max_tokens=1, prompt_logprobs=0, skip_reading_prefix_
 class FakeWorkerModel:
     def __init__(self) -> None:
         self.loaded: list[tuple[str, torch.Tensor]] = []
+        self.calls = 0
 
     def load_weights(self, weights: list[tuple[str, torch.Tensor]]) -> None:
+        self.calls += 1
         self.loaded.extend(weights)
 
 
 class FakeWorker(WeightSyncWorkerExtension):
-    """A vLLM worker with the extension mixed in, as ``worker_extension_cls`` does."""
+    """A vLLM worker with the extension mixed in, as ``worker_extension_cls`` does; ``get_model``
+    is the model runner's (it unwraps the CUDA-graph wrapper in vLLM)."""
 
     def __init__(self) -> None:
-        self.model_runner = SimpleNamespace(model=FakeWorkerModel())
+        model = FakeWorkerModel()
+        self.model_runner = SimpleNamespace(model=model, get_model=lambda: model)
 
 
 class FakeEngine:
@@ -107,7 +115,10 @@ class FakeEngine:
         kwargs: dict[str, Any] | None = None,
     ) -> list[Any]:
         assert isinstance(method, str), "vLLM only takes method names without insecure serialization"
-        return [getattr(worker, method)(*args, **(kwargs or {})) for worker in self.workers]
+        # Into the engine process and back: what survives a hook-less msgpack round trip is what
+        # vLLM's encoder carries intact for utility calls (tensors do not).
+        args, kwargs = msgpack.unpackb(msgpack.packb([list(args), kwargs or {}]))
+        return msgpack.unpackb(msgpack.packb([getattr(worker, method)(*args, **kwargs) for worker in self.workers]))
 
     async def reset_prefix_cache(self) -> bool:
         self.prefix_cache_resets += 1
@@ -215,23 +226,99 @@ def test_persistent_timeout_falls_back_to_hf(llm: tuple[PreTrainedModel, PreTrai
         torch.testing.assert_close(g, w)
 
 
-def test_load_weights_reaches_the_worker_model_and_resets_prefix_cache(
-    llm: tuple[PreTrainedModel, PreTrainedTokenizerBase],
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_load_weights_crosses_msgpack_and_rebuilds_the_same_tensors(
+    llm: tuple[PreTrainedModel, PreTrainedTokenizerBase], dtype: torch.dtype
 ) -> None:
+    """The weights cross a hook-less msgpack encoder/decoder in chunks (one ``collective_rpc``
+    each) and the worker hands ``load_weights`` tensors equal to the trainer's, dtype and shape
+    included; then the prefix cache is reset."""
     model, tokenizer = llm
     engine = FakeEngine(model)
-    prior = make_prior(engine, tokenizer)
+    prior = make_prior(engine, tokenizer, max_chunk_bytes=4096)
+    params = {name: p.detach().to(dtype) for name, p in model.named_parameters()}
     try:
-        prior.load_weights(model.named_parameters())
+        prior.load_weights(params.items())
     finally:
         prior.close()
-    loaded = engine.workers[0].model_runner.model.loaded
-    params = dict(model.named_parameters())
-    assert [name for name, _ in loaded] == list(params)
-    for name, tensor in loaded:
-        assert tensor.device.type == "cpu" and not tensor.requires_grad
-        assert torch.equal(tensor, params[name].detach())
+    worker_model = engine.workers[0].model_runner.model
+    assert [name for name, _ in worker_model.loaded] == list(params)
+    for name, tensor in worker_model.loaded:
+        assert tensor.dtype == dtype and tensor.shape == params[name].shape
+        assert torch.equal(tensor, params[name]), name
+    assert worker_model.calls > 1  # the 4 KiB chunks split the tiny LM into several messages
     assert engine.prefix_cache_resets == 1
+
+
+def test_weight_chunks_are_plain_msgpack_and_bounded() -> None:
+    weights = [("a", torch.arange(6, dtype=torch.float32).reshape(2, 3)), ("b", torch.tensor(1.5, dtype=torch.bfloat16)),
+               ("c", torch.ones(100, dtype=torch.int64)), ("d", torch.zeros(0, 4))]
+    chunks = list(pack_weights(weights, max_chunk_bytes=128))
+    assert [chunk["names"] for chunk in chunks] == [["a", "b"], ["c"], ["d"]]  # "c" alone is 800 bytes
+    rebuilt = [pair for chunk in chunks for pair in unpack_weights(msgpack.unpackb(msgpack.packb(chunk)))]
+    assert [name for name, _ in rebuilt] == ["a", "b", "c", "d"]
+    for (_, want), (_, got) in zip(weights, rebuilt):
+        assert got.dtype == want.dtype and got.shape == want.shape and torch.equal(got, want)
+    with pytest.raises(TypeError):
+        msgpack.packb([("a", weights[0][1])])  # what the old payload was: a tensor does not cross
+    with pytest.raises(ValueError, match="unknown torch dtype"):
+        unpack_weights({**chunks[0], "dtypes": ["float32", "no_such_dtype"]})
+    with pytest.raises(ValueError, match="needs bytes"):
+        unpack_weights({**chunks[1], "data": chunks[1]["data"][:10]})
+
+
+def test_a_worker_that_loads_too_few_tensors_is_an_error(llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:
+    model, tokenizer = llm
+    engine = FakeEngine(model)
+    engine.workers[0].priorzero_load_weights = lambda chunk: 0  # type: ignore[method-assign]
+    prior = make_prior(engine, tokenizer)
+    try:
+        with pytest.raises(RuntimeError, match="loaded"):
+            prior.load_weights(model.named_parameters())
+    finally:
+        prior.close()
+    assert engine.prefix_cache_resets == 0
+
+
+class FakeVLLM:
+    """The ``vllm`` module as ``from_model_path`` uses it: records the engine arguments."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.engine_args: dict[str, Any] = {}
+        self.AsyncLLMEngine = SimpleNamespace(from_engine_args=lambda args: self.engine)
+
+    def AsyncEngineArgs(self, **kwargs: Any) -> dict[str, Any]:  # noqa: N802 - vLLM's name
+        self.engine_args = kwargs
+        return kwargs
+
+    @staticmethod
+    def SamplingParams(**kwargs: Any) -> SimpleNamespace:  # noqa: N802 - vLLM's name
+        return SimpleNamespace(skip_reading_prefix_cache=True, **kwargs)
+
+
+@pytest.mark.parametrize(("current", "explicit", "want"), [(1, None, 1), (0, 3, 3)])
+def test_engine_starts_on_the_ranks_own_device(
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_lm_path: Path,
+    llm: tuple[PreTrainedModel, PreTrainedTokenizerBase],
+    current: int,
+    explicit: int | None,
+    want: int,
+) -> None:
+    """Rank 1 of ``--trainer.devices 2``: Lightning made ``cuda:1`` the current device before the
+    module's setup, and the engine goes there (vLLM's ``device_ids``), not to ``cuda:0``."""
+    fake = FakeVLLM(FakeEngine(llm[0]))
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    prior = VLLMPrior.from_model_path(tiny_lm_path, tokenizer=llm[1], device_index=explicit, gpu_memory_utilization=0.2)
+    prior.close()
+    assert fake.engine_args["device_ids"] == [want]
+    assert fake.engine_args["gpu_memory_utilization"] == 0.2 and fake.engine_args["model"] == str(tiny_lm_path)
+    with pytest.raises(PriorZeroInputError, match="device_index=4 is not one of the 4 visible"):
+        VLLMPrior.from_model_path(tiny_lm_path, tokenizer=llm[1], device_index=4)
 
 
 def test_close_stops_the_loop_thread(llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:

@@ -42,6 +42,20 @@ def test_pretrained_encoder_is_frozen_and_trains_its_projection(tiny_bert_dir: P
     assert all(p.grad is None for p in model.observation_encoder.backbone[0].parameters())
 
 
+def test_pretrained_encoder_under_bf16_weights(tiny_bert_dir: Path) -> None:
+    """DeepSpeed bf16 casts the module's parameters to bf16 and runs without autocast; the frozen
+    backbone (not a submodule) stays fp32, so its pooled output must meet the projection in the
+    projection's dtype."""
+    torch.manual_seed(0)
+    config = WorldModelConfig(latent_dim=16, embed_dim=16, num_heads=2, pretrained_encoder_path=str(tiny_bert_dir))
+    model = WorldModel(config).to(torch.bfloat16)
+    encoded = model.observation_encoder(["open the mailbox ."])
+    assert encoded.dtype == torch.bfloat16
+    assert model.observation_encoder.backbone[0].embeddings.word_embeddings.weight.dtype == torch.float32
+    output, _ = model.initial_inference(["open the mailbox ."], [["north", "take lamp"]])
+    assert output.latent.dtype == torch.bfloat16 and torch.isfinite(output.policy_logits.float()).all()
+
+
 def test_missing_pretrained_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PriorZeroInputError, match="no config.json"):
         WorldModel(WorldModelConfig(pretrained_encoder_path=str(tmp_path / "absent")))

@@ -62,7 +62,8 @@ class PretrainedTextEncoder(nn.Module):
         return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float()
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        """``[N]`` texts -> ``[N, out_dim]``; only the projection carries gradients."""
+        """``[N]`` texts -> ``[N, out_dim]`` in the projection's dtype; only the projection carries
+        gradients."""
         missing = list(dict.fromkeys(text for text in texts if text not in self._cache))
         if missing:
             for text, vector in zip(missing, self._pooled(missing)):
@@ -71,7 +72,10 @@ class PretrainedTextEncoder(nn.Module):
         for text in texts:
             self._cache.move_to_end(text)
             rows.append(self._cache[text])
-        pooled = torch.stack(rows).to(self.project[0].weight.device)
+        # The backbone is not a submodule, so precision casts (DeepSpeed's bf16) skip it: its fp32
+        # output is cast to the projection's dtype here.
+        weight = self.project[0].weight
+        pooled = torch.stack(rows).to(device=weight.device, dtype=weight.dtype)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return self.project(pooled)

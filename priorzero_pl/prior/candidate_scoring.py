@@ -16,11 +16,19 @@ The candidate pass has two layouts:
   repeated ``A`` times and the candidates are a right-padded ``[A, L]`` batch. Every layer then
   copies ``A`` times the prompt's keys and values (grouped-query attention copies them again),
   which on CPU costs more than the prompt pass itself; hence packing where the backend allows it.
+
+Under gradient checkpointing in training mode transformers returns no KV cache (a checkpointed
+layer re-runs in backward and would write it twice), so there is no prompt cache to build on. The
+prompt and its candidates then go through the model in one pass, in the same two layouts: packed,
+one ``[1, P + N]`` sequence with the prompt causal and each candidate seeing the prompt and its own
+earlier tokens (the prompt still computed once); batched, ``[A, P + L]`` rows of prompt + candidate
+(the prompt computed ``A`` times, the price of an attention that takes no custom mask).
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -60,31 +68,89 @@ def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
+@dataclass
+class _PackedCandidates:
+    """All candidates' fed tokens laid end to end: ``N`` tokens over ``A`` candidates.
+
+    Attributes:
+        count: ``A``.
+        inputs: ``[N]`` long, each candidate's tokens but its last (token t predicts token t + 1; the
+            closing eos is only a target).
+        targets: ``[N]`` long, the token each input position predicts.
+        owner: ``[N]`` long, the candidate a token belongs to.
+        offset: ``[N]`` long, the token's position within its candidate.
+        sees: ``[N, N]`` bool, token i may attend to token j (same candidate, j not after i).
+    """
+
+    count: int
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    owner: torch.Tensor
+    offset: torch.Tensor
+    sees: torch.Tensor
+
+    @classmethod
+    def build(cls, continuations: list[list[int]], device: torch.device) -> _PackedCandidates:
+        fed = [ids[:-1] for ids in continuations]
+        lengths = torch.tensor([len(ids) for ids in fed], device=device)
+        owner = torch.repeat_interleave(torch.arange(len(fed), device=device), lengths)
+        offset = torch.cat([torch.arange(n, device=device) for n in lengths.tolist()])
+        return cls(
+            count=len(fed),
+            inputs=torch.tensor([token for ids in fed for token in ids], dtype=torch.long, device=device),
+            targets=torch.tensor([token for ids in continuations for token in ids[1:]], dtype=torch.long, device=device),
+            owner=owner,
+            offset=offset,
+            sees=(owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None]),
+        )
+
+    def candidate_mask(self, prefix_len: int, dtype: torch.dtype) -> torch.Tensor:
+        """``[N, P + N]`` additive mask of the candidate rows: the whole prompt, then ``sees``."""
+        mask = torch.zeros(len(self.inputs), prefix_len + len(self.inputs), dtype=dtype, device=self.inputs.device)
+        mask[:, prefix_len:].masked_fill_(~self.sees, torch.finfo(dtype).min)
+        return mask
+
+    def sum_per_candidate(self, per_token: torch.Tensor) -> torch.Tensor:
+        """``[N]`` per-token values -> ``[A]`` sums (0 for a candidate with no fed token)."""
+        return torch.zeros(self.count, dtype=per_token.dtype, device=per_token.device).index_add(0, self.owner, per_token)
+
+
+def _padded_candidates(continuations: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(inputs, targets, valid)``, each ``[A, W]`` (``W`` the longest fed length): the candidates
+    as a right-padded batch. Right padding is safe under causal attention (a real token never sees
+    a pad to its right); ``valid`` zeroes the padded targets, and id 0 is a filler any vocabulary has."""
+    width = max(len(ids) for ids in continuations) - 1
+    inputs = torch.zeros(len(continuations), width, dtype=torch.long, device=device)
+    targets = torch.zeros(len(continuations), width, dtype=torch.long, device=device)
+    for row, ids in enumerate(continuations):
+        inputs[row, : len(ids) - 1] = torch.tensor(ids[:-1], device=device)
+        targets[row, : len(ids) - 1] = torch.tensor(ids[1:], device=device)
+    fed = torch.tensor([len(ids) - 1 for ids in continuations], device=device)
+    valid = torch.arange(width, device=device)[None, :] < fed[:, None]
+    return inputs, targets, valid
+
+
+def _first_token_logprobs(last_prompt_logits: torch.Tensor, continuations: list[list[int]]) -> torch.Tensor:
+    """``[A]`` log-prob of each candidate's first token: the prompt's last position predicts them all."""
+    first = torch.tensor([ids[0] for ids in continuations], device=last_prompt_logits.device)
+    return _token_logprobs(last_prompt_logits.expand(len(continuations), -1), first)
+
+
 def _packed_pass(
     model: PreTrainedModel, cache: object, cache_arg: str, prefix_len: int, continuations: list[list[int]]
 ) -> torch.Tensor:
     """``[A]`` summed log-probs of each continuation's tokens after its first, all candidates in one
     ``[1, N]`` sequence (``N`` = total fed tokens) over the single-copy prompt cache."""
-    device = model.get_input_embeddings().weight.device
-    fed = [ids[:-1] for ids in continuations]  # token t predicts token t + 1; eos is only a target
-    lengths = torch.tensor([len(ids) for ids in fed], device=device)
-    inputs = torch.tensor([token for ids in fed for token in ids], dtype=torch.long, device=device)
-    targets = torch.tensor([token for ids in continuations for token in ids[1:]], dtype=torch.long, device=device)
-    owner = torch.repeat_interleave(torch.arange(len(fed), device=device), lengths)  # [N] candidate of each token
-    offset = torch.cat([torch.arange(n, device=device) for n in lengths.tolist()])  # [N] index within it
-    sees = (owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None])  # [N, N]
-    dtype = model.get_input_embeddings().weight.dtype
-    mask = torch.zeros(len(inputs), prefix_len + len(inputs), dtype=dtype, device=device)
-    mask[:, prefix_len:].masked_fill_(~sees, torch.finfo(dtype).min)
+    packed = _PackedCandidates.build(continuations, model.get_input_embeddings().weight.device)
+    mask = packed.candidate_mask(prefix_len, model.get_input_embeddings().weight.dtype)
     out = model(
-        input_ids=inputs[None],
+        input_ids=packed.inputs[None],
         attention_mask=mask[None, None],
-        position_ids=(prefix_len + offset)[None],
+        position_ids=(prefix_len + packed.offset)[None],
         use_cache=True,
         **{cache_arg: cache},
     )
-    per_token = _token_logprobs(out.logits[0], targets)
-    return torch.zeros(len(fed), dtype=per_token.dtype, device=device).index_add(0, owner, per_token)
+    return packed.sum_per_candidate(_token_logprobs(out.logits[0], packed.targets))
 
 
 def _batched_pass(
@@ -93,16 +159,7 @@ def _batched_pass(
     """Same result as :func:`_packed_pass`, as an ``[A, L]`` batch over the cache repeated ``A`` times."""
     device = model.get_input_embeddings().weight.device
     num_candidates = len(continuations)
-    width = max(len(ids) for ids in continuations) - 1
-    # Right padding is safe under causal attention (a real token never sees a pad to its right);
-    # the mask zeroes the padded targets, and id 0 is a valid filler for any vocabulary.
-    inputs = torch.zeros(num_candidates, width, dtype=torch.long, device=device)
-    targets = torch.zeros(num_candidates, width, dtype=torch.long, device=device)
-    for row, ids in enumerate(continuations):
-        inputs[row, : len(ids) - 1] = torch.tensor(ids[:-1], device=device)
-        targets[row, : len(ids) - 1] = torch.tensor(ids[1:], device=device)
-    fed = torch.tensor([len(ids) - 1 for ids in continuations], device=device)
-    valid = torch.arange(width, device=device)[None, :] < fed[:, None]
+    inputs, targets, valid = _padded_candidates(continuations, device)
     cache.batch_repeat_interleave(num_candidates)  # type: ignore[attr-defined]
     attention_mask = torch.cat(
         [torch.ones(num_candidates, prefix_len, dtype=torch.long, device=device), valid.long()], dim=1
@@ -110,27 +167,68 @@ def _batched_pass(
     out = model(
         input_ids=inputs,
         attention_mask=attention_mask,
-        position_ids=torch.arange(prefix_len, prefix_len + width, device=device).expand(num_candidates, -1),
+        position_ids=torch.arange(prefix_len, prefix_len + inputs.shape[1], device=device).expand(num_candidates, -1),
         use_cache=True,
         **{cache_arg: cache},
     )
     return (_token_logprobs(out.logits, targets) * valid).sum(dim=1)
 
 
+def _uncached_packed_pass(model: PreTrainedModel, prefix: list[int], continuations: list[list[int]]) -> torch.Tensor:
+    """``[A]`` summed log-probs of each continuation's tokens from one ``[1, P + N]`` sequence: the
+    prompt (causal), then every candidate's tokens (each seeing the prompt and its own past)."""
+    device = model.get_input_embeddings().weight.device
+    dtype = model.get_input_embeddings().weight.dtype
+    packed = _PackedCandidates.build(continuations, device)
+    prefix_len, total = len(prefix), len(prefix) + len(packed.inputs)
+    prompt_rows = torch.full((prefix_len, total), torch.finfo(dtype).min, dtype=dtype, device=device).triu(1)
+    mask = torch.cat([prompt_rows, packed.candidate_mask(prefix_len, dtype)])
+    out = model(
+        input_ids=torch.cat([torch.tensor(prefix, device=device), packed.inputs])[None],
+        attention_mask=mask[None, None],
+        position_ids=torch.cat([torch.arange(prefix_len, device=device), prefix_len + packed.offset])[None],
+        use_cache=False,
+    )
+    logits = out.logits[0]
+    rest = packed.sum_per_candidate(_token_logprobs(logits[prefix_len:], packed.targets))
+    return _first_token_logprobs(logits[prefix_len - 1], continuations) + rest
+
+
+def _uncached_batched_pass(model: PreTrainedModel, prefix: list[int], continuations: list[list[int]]) -> torch.Tensor:
+    """Same result as :func:`_uncached_packed_pass`, as ``[A, P + L]`` rows of prompt + candidate."""
+    device = model.get_input_embeddings().weight.device
+    num_candidates, prefix_len = len(continuations), len(prefix)
+    inputs, targets, valid = _padded_candidates(continuations, device)
+    prompt = torch.tensor(prefix, device=device).expand(num_candidates, -1)
+    attention_mask = torch.cat([torch.ones_like(prompt), valid.long()], dim=1)
+    out = model(input_ids=torch.cat([prompt, inputs], dim=1), attention_mask=attention_mask, use_cache=False)
+    rest = (_token_logprobs(out.logits[:, prefix_len:], targets) * valid).sum(dim=1)
+    return _first_token_logprobs(out.logits[0, prefix_len - 1], continuations) + rest
+
+
+def _keeps_cache(model: PreTrainedModel) -> bool:
+    """False when the model will return no KV cache: gradient checkpointing in training mode
+    (transformers drops the cache of checkpointed layers; some releases do so even without grad)."""
+    return not (model.training and any(getattr(module, "gradient_checkpointing", False) for module in model.modules()))
+
+
 def _score_prompt(
     model: PreTrainedModel, tokens: CandidateTokens, cache_arg: str, length_normalise: bool, packed: bool
 ) -> torch.Tensor:
-    """Raw ``[A]`` scores of one prompt's candidates: one prompt pass, one candidate pass."""
+    """Raw ``[A]`` scores of one prompt's candidates: a prompt pass then a candidate pass over its
+    cache, or one pass for both when the model keeps no cache."""
     device = model.get_input_embeddings().weight.device
     continuations = tokens.continuations
     lengths = torch.tensor([len(ids) for ids in continuations], device=device)
-    prefix_out = model(input_ids=torch.tensor([tokens.prefix], device=device), use_cache=True)
-    # The prompt's last position predicts every candidate's first token.
-    first_targets = torch.tensor([ids[0] for ids in continuations], device=device)
-    total = _token_logprobs(prefix_out.logits[0, -1].expand(len(continuations), -1), first_targets)
-    if int(lengths.max()) > 1:
-        candidate_pass = _packed_pass if packed else _batched_pass
-        total = total + candidate_pass(model, prefix_out[cache_arg], cache_arg, len(tokens.prefix), continuations)
+    if not _keeps_cache(model):
+        single_pass = _uncached_packed_pass if packed else _uncached_batched_pass
+        total = single_pass(model, tokens.prefix, continuations)
+    else:
+        prefix_out = model(input_ids=torch.tensor([tokens.prefix], device=device), use_cache=True)
+        total = _first_token_logprobs(prefix_out.logits[0, -1], continuations)
+        if int(lengths.max()) > 1:
+            candidate_pass = _packed_pass if packed else _batched_pass
+            total = total + candidate_pass(model, prefix_out[cache_arg], cache_arg, len(tokens.prefix), continuations)
     return total / lengths.to(total.dtype) if length_normalise else total
 
 

@@ -33,7 +33,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.candidate_scoring import normalise_scores
 from priorzero_pl.prior.event_loop import BackgroundEventLoop
 from priorzero_pl.prior.tokenization import CandidateTokens, encode_candidates
-from priorzero_pl.prior.vllm_worker import LOAD_WEIGHTS_METHOD, WORKER_EXTENSION
+from priorzero_pl.prior.vllm_worker import DEFAULT_CHUNK_BYTES, LOAD_WEIGHTS_METHOD, WORKER_EXTENSION, pack_weights
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class VLLMPrior:
         sampling_params: vLLM ``SamplingParams`` for scoring (``max_tokens=1``, ``prompt_logprobs=0``);
             default built with vLLM imported.
         loop: the event loop thread the engine lives on; default a new one owned by this prior.
+        max_chunk_bytes: tensor bytes per weight-sync message (see :meth:`load_weights`).
     """
 
     name = "vllm"
@@ -126,17 +127,21 @@ class VLLMPrior:
         retries: int = 1,
         sampling_params: Any = None,
         loop: BackgroundEventLoop | None = None,
+        max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         if timeout_s <= 0:
             raise PriorZeroInputError(f"vllm_timeout_s must be > 0, got {timeout_s}")
         if retries < 0:
             raise PriorZeroInputError(f"vllm_retries must be >= 0, got {retries}")
+        if max_chunk_bytes < 1:
+            raise PriorZeroInputError(f"VLLMPrior max_chunk_bytes must be >= 1, got {max_chunk_bytes}")
         self.engine = engine
         self.tokenizer = tokenizer
         self.temperature = temperature
         self.length_normalise = length_normalise
         self.timeout_s = timeout_s
         self.retries = retries
+        self.max_chunk_bytes = max_chunk_bytes
         self.sampling_params = sampling_params if sampling_params is not None else _scoring_sampling_params()
         self._recompute_params = _without_cache_reads(self.sampling_params)
         self._loop = loop if loop is not None else BackgroundEventLoop("priorzero-vllm")
@@ -156,10 +161,17 @@ class VLLMPrior:
         length_normalise: bool = False,
         timeout_s: float = 30.0,
         retries: int = 1,
+        device_index: int | None = None,
         **engine_kwargs: Any,
     ) -> VLLMPrior:
         """Start an ``AsyncLLMEngine`` on ``path`` (``engine_kwargs`` go to ``AsyncEngineArgs``, e.g.
         ``gpu_memory_utilization``, ``enable_prefix_caching``).
+
+        The engine runs on CUDA device ``device_index`` (an index among the visible devices, passed
+        as vLLM's ``device_ids``); by default the current device. Lightning sets each rank's
+        current device to the rank's own before the module's ``setup`` builds the prior, so with
+        ``--trainer.devices N`` every rank's engine sits next to that rank's model instead of all
+        of them on ``cuda:0``, where later ranks would fail vLLM's free-memory check.
 
         Raises :class:`PriorZeroInputError` when vLLM is not installed or there is no CUDA device,
         which ``build_prior`` turns into a skipped backend unless vLLM is required.
@@ -174,11 +186,18 @@ class VLLMPrior:
             raise PriorZeroInputError(f"the vllm prior needs a CUDA device and none is visible: {VLLM_INSTALL_HINT}")
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        device = torch.cuda.current_device() if device_index is None else device_index
+        if not 0 <= device < torch.cuda.device_count():
+            raise PriorZeroInputError(
+                f"the vllm prior's device_index={device} is not one of the {torch.cuda.device_count()} visible CUDA devices"
+            )
         loop = BackgroundEventLoop("priorzero-vllm")
 
         async def start() -> Any:
             # Created on the loop it will serve: the engine binds its output task to that loop.
-            args = vllm.AsyncEngineArgs(model=str(path), worker_extension_cls=WORKER_EXTENSION, **engine_kwargs)
+            args = vllm.AsyncEngineArgs(
+                model=str(path), worker_extension_cls=WORKER_EXTENSION, device_ids=[device], **engine_kwargs
+            )
             return vllm.AsyncLLMEngine.from_engine_args(args)
 
         try:
@@ -214,12 +233,21 @@ class VLLMPrior:
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Push new LLM weights (Hugging Face parameter names) into the engine's model.
 
-        Tensors are detached and moved to CPU so they serialise to the worker processes (fine for
-        the small and mid-sized models this prior runs; very large ones want an NCCL broadcast
-        instead). The prefix cache is reset afterwards: its KV blocks came from the old weights.
+        The tensors go as :class:`~priorzero_pl.prior.vllm_worker.WeightChunk` s (bytes + dtype +
+        shape, ``max_chunk_bytes`` per ``collective_rpc``; see ``vllm_worker`` for why not as
+        tensors), through CPU memory: fine for the small and mid-sized models this prior runs,
+        while very large ones want an NCCL broadcast instead. Every worker must report loading
+        every tensor of a chunk, or this raises. The prefix cache is reset afterwards: its KV
+        blocks came from the old weights.
         """
-        weights = [(name, tensor.detach().cpu()) for name, tensor in named_tensors]
-        self._loop.run(self._push_weights(weights))
+        for chunk in pack_weights(named_tensors, self.max_chunk_bytes):
+            loaded = self._loop.run(self.engine.collective_rpc(LOAD_WEIGHTS_METHOD, args=(chunk,)))
+            if not loaded or any(count != len(chunk["names"]) for count in loaded):
+                raise RuntimeError(
+                    f"vLLM weight sync: the workers loaded {loaded} of {len(chunk['names'])} tensors "
+                    f"(first {chunk['names'][0]!r}); the engine is left with mixed weights"
+                )
+        self._loop.run(self.engine.reset_prefix_cache())
 
     def close(self) -> None:
         """Shut the engine down and stop the event loop thread."""
@@ -227,10 +255,6 @@ class VLLMPrior:
         if callable(shutdown):
             shutdown()
         self._loop.close()
-
-    async def _push_weights(self, weights: list[tuple[str, torch.Tensor]]) -> None:
-        await self.engine.collective_rpc(LOAD_WEIGHTS_METHOD, args=(weights,))
-        await self.engine.reset_prefix_cache()
 
     async def _score_all(self, encoded: list[CandidateTokens]) -> list[float]:
         tasks = [
