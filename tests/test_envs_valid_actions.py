@@ -17,7 +17,7 @@ from jericho import FrotzEnv
 from priorzero_pl.envs import TextGame
 from priorzero_pl.envs.search_job import SearchJob
 from priorzero_pl.envs.state_key import jericho_state_key
-from priorzero_pl.envs.valid_action_server import candidates_with_holes
+from priorzero_pl.envs.valid_action_server import candidates_with_objects
 from priorzero_pl.envs.valid_actions import ValidActionOracle
 
 INHUMANE_DESERT_RAW = ["dig", "north", "push button", "take button off torch"]
@@ -81,13 +81,14 @@ def test_state_key_ignores_only_what_the_game_cannot_read(shared_games_dir: Path
     assert len({jericho_state_key(s) for s in [state, *changed]}) == 1 + len(changed)
 
 
-def test_candidates_with_holes_is_jerichos_candidate_list(shared_games_dir: Path) -> None:
+def test_candidates_with_objects_is_jerichos_candidate_list(shared_games_dir: Path) -> None:
     for game in ("zork1", "acorncourt"):
         env = FrotzEnv(str(shared_games_dir / f"{game}.z5"))
         names = ["lamp", "north", "all", "bucket"]
-        candidates, holes = candidates_with_holes(env, names)
+        candidates, objects = candidates_with_objects(env, names)
         assert candidates == env.act_gen.generate_actions(names)
-        assert {h for h in holes} == {0, 1, 2} and len(holes) == len(candidates)
+        assert {len(o) for o in objects} == {0, 1, 2} and len(objects) == len(candidates)
+        assert all(all(name in action for name in names_in) for action, names_in in zip(candidates, objects))
 
 
 def _raw_valid_actions(story: Path, steps: list[int]) -> list[list[str]]:
@@ -165,28 +166,44 @@ def test_hung_worker_is_killed_and_its_work_redone(shared_games_dir: Path) -> No
         oracle.close()
 
 
+def _job(candidates: list[str], objects: list[tuple[str, ...]], chunk_size: int) -> SearchJob:
+    job = SearchJob("k", (), chunk_size=chunk_size)
+    job.set_candidates(candidates, objects)
+    return job
+
+
 def test_search_job_merges_in_candidate_order_whatever_the_schedule() -> None:
     candidates = ["take lamp", "get lamp", "drop lamp", "take all", "north"]
-    holes = [1, 1, 1, 1, 0]
-    tested: list[list[tuple[int, bytes]]] = []
+    objects = [("lamp",), ("lamp",), ("lamp",), ("all",), ()]
+    outcome = {0: b"lamp", 1: b"lamp", 3: b"all", 4: b"move"}
+    tested = []
     for schedule in (None, "reversed"):
-        job = SearchJob("k", ())
-        job.set_candidates(candidates, holes, chunk_size=2)
+        job = _job(candidates, objects, chunk_size=2)
         assert job.pending[0] == [4, 0]  # the no-object candidate first
         chunks = [job.take() for _ in range(len(job.pending))]
         assert not job.complete
-        outcome = {0: b"lamp", 1: b"lamp", 3: b"all", 4: b"move"}
         for chunk in reversed(chunks) if schedule else chunks:
             job.record([(i, outcome[i]) for i in chunk if i in outcome])
+        assert job.complete
         tested.append(sorted(job.valid.items()))
         # "take" is used more than "get" in ClubFloyd transcripts, so it speaks for the lamp group.
         assert job.actions() == ["take lamp", "take all", "north"]
     assert tested[0] == tested[1]
 
 
+def test_two_object_candidates_wait_for_the_others_and_active_objects_go_first() -> None:
+    candidates = ["take key", "take gate", "open gate with key", "lock key with gate", "tie gate to wall", "wait"]
+    objects = [("key",), ("gate",), ("gate", "key"), ("key", "gate"), ("gate", "wall"), ()]
+    job = _job(candidates, objects, chunk_size=10)
+    assert list(job.pending) == [[5, 0, 1]]
+    job.take()
+    assert not job.pending and not job.complete
+    job.record([(0, b"key taken")])  # the key is takeable: "active"; the gate and the wall are not
+    assert list(job.pending) == [[3, 2, 4]]
+
+
 def test_search_job_splits_a_hung_chunk_and_drops_a_repeat_offender() -> None:
-    job = SearchJob("k", ())
-    job.set_candidates(["a", "b", "c"], [0, 0, 0], chunk_size=3)
+    job = _job(["a", "b", "c"], [(), (), ()], chunk_size=3)
     job.retry(job.take())
     assert list(job.pending) == [[0], [1, 2]] and job.in_flight == 0
     job.retry(job.take())

@@ -4,9 +4,9 @@ Run as ``python -m priorzero_pl.envs.valid_action_server FD STORY SEED NAMER``. 
 own copy of the game and answers two requests, each for a game state (a ``FrotzEnv.get_state()``
 tuple) that the parent sends along:
 
-- ``("name", state)`` -> ``("named", candidates, holes)``: Jericho's candidate actions for the
-  state (its grammar templates filled with the names of the objects in reach) and how many objects
-  each one has. Only a worker started with NAMER=1 does this, because naming needs spaCy.
+- ``("name", state)`` -> ``("named", candidates, objects)``: Jericho's candidate actions for the
+  state (its grammar templates filled with the names of the objects in reach) and the names each
+  one was filled with. Only a worker started with NAMER=1 does this, because naming needs spaCy.
 - ``("test", state or None, candidates)`` -> ``("tested", [(position, diff), ...])``: which of the
   candidates change the world from that state (None: the state of the previous request), with the
   world change of each, by Jericho's own candidate loop (C, through ctypes).
@@ -24,29 +24,30 @@ from collections import defaultdict, deque
 from priorzero_pl.envs.child_process import parent_connection
 
 
-def candidates_with_holes(env: object, names: list[str]) -> tuple[list[str], list[int]]:
-    """``env.act_gen.generate_actions(names)`` (same list, same order), with each one's object count."""
+def candidates_with_objects(env: object, names: list[str]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``env.act_gen.generate_actions(names)`` (same list, same order), with the names each one holds."""
     candidates: list[str] = []
-    holes: list[int] = []
+    objects: list[tuple[str, ...]] = []
     for template in env.act_gen.templates:  # type: ignore[attr-defined]
         count = template.count("OBJ")
         if count <= 0:
-            filled = [template]
+            fillings: list[tuple[str, ...]] = [()]
         elif count == 1:
-            filled = [template.replace("OBJ", name) for name in names]
+            fillings = [(name,) for name in names]
         elif count == 2:
-            filled = [
-                template.replace("OBJ", first, 1).replace("OBJ", second, 1)
-                for first in names for second in names if first != second
-            ]
+            fillings = [(first, second) for first in names for second in names if first != second]
         else:
-            filled = []  # Jericho has no template with more than two objects, and skips any
-        candidates += filled
-        holes += [count] * len(filled)
-    return candidates, holes
+            fillings = []  # Jericho has no template with more than two objects, and skips any
+        for filling in fillings:
+            action = template
+            for name in filling:
+                action = action.replace("OBJ", name, 1)
+            candidates.append(action)
+            objects.append(filling)
+    return candidates, objects
 
 
-def name_candidates(env: object, state: tuple) -> tuple[list[str], list[int]]:
+def name_candidates(env: object, state: tuple) -> tuple[list[str], list[tuple[str, ...]]]:
     """The first half of ``FrotzEnv.get_valid_actions``: the candidates for ``state``."""
     if not env.is_fully_supported or not env.act_gen:  # type: ignore[attr-defined]
         return [], []  # Jericho returns no valid actions for games it does not support
@@ -54,7 +55,7 @@ def name_candidates(env: object, state: tuple) -> tuple[list[str], list[int]]:
     objects = env._identify_interactive_objects(use_object_tree=True)  # type: ignore[attr-defined]
     names = env._score_object_names(objects)  # type: ignore[attr-defined]
     env.set_state(state)  # type: ignore[attr-defined]
-    return candidates_with_holes(env, names)
+    return candidates_with_objects(env, names)
 
 
 def test_candidates(env: object, state: tuple, candidates: list[str]) -> list[tuple[int, bytes]]:

@@ -104,7 +104,7 @@ class ValidActionOracle:
         after a restart) are waited for before the ``timeout`` seconds begin, as a slow start is
         no sign of a slow state.
         """
-        self._await_start()
+        self.wait_ready()
         deadline = time.monotonic() + timeout
         hang_after = self._hang_after if self._hang_after is not None else max(HANG_AFTER_S, 2 * timeout)
         job = self._paused.pop(key, None) or SearchJob(key, state)
@@ -133,7 +133,8 @@ class ValidActionOracle:
         for worker in self._workers:
             worker.child.kill()
 
-    def _await_start(self) -> None:
+    def wait_ready(self) -> None:
+        """Wait until every worker has started (benchmarks call it to time searches, not start-ups)."""
         starting = [w for w in self._workers if w.task is not None and w.task.kind == "start"]
         while starting:
             self._receive(wait([w.child.connection for w in starting], STARTUP_TIMEOUT_S))
