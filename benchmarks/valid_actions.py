@@ -57,6 +57,15 @@ def recalls(env: object, state: tuple, action: str, actions: list[str], target: 
         env.set_state(state)  # type: ignore[attr-defined]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of running processes (Linux /proc), for the search workers' share of the work."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -73,20 +82,26 @@ def bench_game(story: Path, max_states: int | None, audit_rate: float) -> dict:
     raw.get_valid_actions(use_parallel=False)  # warm: spaCy's first call
     rows = []
     with TextGame(story, max_steps=len(walk) + 1, cache_audit_rate=audit_rate) as game:
-        game.backend.oracle.wait_ready()  # type: ignore[attr-defined]
+        oracle = game.backend.oracle  # type: ignore[attr-defined]
+        oracle.wait_ready()
         raw.reset()
         for index in range(len(walk) + 1):
-            start = time.perf_counter()
+            before = {pid: cpu_seconds([pid]) for pid in oracle.worker_pids}
+            cpu, start = time.process_time(), time.perf_counter()
             record = game.reset() if index == 0 else game.step(walk[index - 1])
             project_ms = 1000 * (time.perf_counter() - start)
+            # A worker restarted during the step is not counted (its CPU time is gone with it).
+            workers = sum(cpu_seconds([pid]) - before[pid] for pid in oracle.worker_pids if pid in before)
+            project_cpu_ms = 1000 * (workers + time.process_time() - cpu)
             if index > 0:
                 raw.step(walk[index - 1])
             if record.done or index == len(walk):
                 break
             state = raw.get_state()
-            start = time.perf_counter()
+            cpu, start = time.process_time(), time.perf_counter()
             raw_actions = sorted(set(raw.get_valid_actions(use_parallel=False)))
             raw_ms = 1000 * (time.perf_counter() - start)
+            raw_cpu_ms = 1000 * (time.process_time() - cpu)
             raw.set_state(state)
             raw.step(walk[index])
             target = world_and_score(raw)
@@ -96,6 +111,8 @@ def bench_game(story: Path, max_states: int | None, audit_rate: float) -> dict:
                 "action": walk[index],
                 "ms": round(project_ms, 1),
                 "raw_ms": round(raw_ms, 1),
+                "cpu_ms": round(project_cpu_ms, 1),
+                "raw_cpu_ms": round(raw_cpu_ms, 1),
                 "source": record.candidates_source,
                 "recall": recalls(raw, state, walk[index], record.candidates, target),
                 "raw_recall": recalls(raw, state, walk[index], raw_actions, target),
@@ -103,7 +120,6 @@ def bench_game(story: Path, max_states: int | None, audit_rate: float) -> dict:
                 "world_hash": record.state_hash,
                 "candidates": record.candidates,
             })
-        oracle = game.backend.oracle  # type: ignore[attr-defined]
         first_pass = {"timeouts": oracle.timeouts, "restarts": oracle.restarts, "dropped": oracle.dropped_candidates}
         # Replay: every state is now in the cache; the audit searches each hit again and compares.
         replay = [game.reset()] + [game.step(action) for action in walk[: len(rows) - 1]]
@@ -124,6 +140,9 @@ def bench_game(story: Path, max_states: int | None, audit_rate: float) -> dict:
         "p95_ms": round(percentile(ms, 0.95), 1),
         "raw_median_ms": round(statistics.median(raw_ms), 1),
         "speedup": round(statistics.median(raw_ms) / statistics.median(ms), 2),
+        "cpu_median_ms": round(statistics.median(r["cpu_ms"] for r in rows), 1),
+        "raw_cpu_median_ms": round(statistics.median(r["raw_cpu_ms"] for r in rows), 1),
+        "work_ratio": round(sum(r["raw_cpu_ms"] for r in rows) / sum(r["cpu_ms"] for r in rows), 2),
         "total_s": round(sum(ms) / 1000, 1),
         "raw_total_s": round(sum(raw_ms) / 1000, 1),
         "recall": round(sum(r["recall"] for r in rows) / len(rows), 4),
@@ -138,6 +157,23 @@ def bench_game(story: Path, max_states: int | None, audit_rate: float) -> dict:
         "world_hash_aliased_states": aliased,
         **first_pass,
         "rows": [{k: v for k, v in r.items() if k not in ("world_hash", "candidates")} for r in rows],
+    }
+
+
+def summary(results: list[dict]) -> dict:
+    """The headline over every state of every game."""
+    rows = [r for result in results for r in result["rows"]]
+    ms = [r["ms"] for r in rows]
+    raw_ms = [r["raw_ms"] for r in rows]
+    return {
+        "median_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(percentile(ms, 0.95), 1),
+        "raw_median_ms": round(statistics.median(raw_ms), 1),
+        "speedup": round(statistics.median(raw_ms) / statistics.median(ms), 2),
+        "recall": round(sum(r["recall"] for r in rows) / len(rows), 4),
+        "raw_recall": round(sum(r["raw_recall"] for r in rows) / len(rows), 4),
+        "cache_disagreements": sum(result["cache_disagreements"] for result in results),
+        "timeouts": sum(result["timeouts"] for result in results),
     }
 
 
@@ -163,19 +199,9 @@ def main() -> None:
         result = bench_game(folder / f"{name}.z5", args.max_states, args.audit_rate)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "rows"}), flush=True)
-    ms = [r["ms"] for result in results for r in result["rows"]]
-    raw_ms = [r["raw_ms"] for result in results for r in result["rows"]]
-    rows = [r for result in results for r in result["rows"]]
-    headline = {
-        "median_ms": round(statistics.median(ms), 1),
-        "p95_ms": round(percentile(ms, 0.95), 1),
-        "raw_median_ms": round(statistics.median(raw_ms), 1),
-        "speedup": round(statistics.median(raw_ms) / statistics.median(ms), 2),
-        "recall": round(sum(r["recall"] for r in rows) / len(rows), 4),
-        "raw_recall": round(sum(r["raw_recall"] for r in rows) / len(rows), 4),
-        "cache_disagreements": sum(result["cache_disagreements"] for result in results),
-        "timeouts": sum(result["timeouts"] for result in results),
-    }
+        if args.out is not None:  # written after every game, so that a long run leaves what it measured
+            args.out.write_text(json.dumps({"cpus": os.cpu_count(), "games": results}, indent=1) + "\n")
+    headline = summary(results)
     if args.out is not None:
         args.out.write_text(json.dumps({"cpus": os.cpu_count(), "games": results, "headline": headline}, indent=1) + "\n")
     print(json.dumps(headline))
