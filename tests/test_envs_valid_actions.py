@@ -112,7 +112,7 @@ def _raw_valid_actions(story: Path, steps: list[int]) -> list[list[str]]:
 
 def test_parallel_search_gives_jerichos_valid_actions(shared_games_dir: Path) -> None:
     story = shared_games_dir / "inhumane.z5"
-    steps = [0, 3, 6, 11, 12]
+    steps = [0, 11, 12]  # the start, the desert square where "dig" works, and the pit with a slot
     raw = _raw_valid_actions(story, steps)
     env = FrotzEnv(str(story))
     oracle = ValidActionOracle(story, env._seed, workers=2)
@@ -152,11 +152,11 @@ def test_search_cut_short_resumes_where_it_stopped(shared_games_dir: Path) -> No
 def test_hung_worker_is_killed_and_its_work_redone(shared_games_dir: Path) -> None:
     env = _walked(shared_games_dir, "inhumane", 12)
     state = env.get_state()
-    oracle = ValidActionOracle(shared_games_dir / "inhumane.z5", env._seed, workers=2, hang_after=1.0)
+    oracle = ValidActionOracle(shared_games_dir / "inhumane.z5", env._seed, workers=2, stall_after=1.0)
     try:
         expected, _ = oracle.search("first", state, timeout=120)
         stopped = oracle.worker_pids[1]
-        os.kill(stopped, signal.SIGSTOP)  # as if stuck in C: it takes a chunk and never answers
+        os.kill(stopped, signal.SIGSTOP)  # it takes a chunk and never answers
         start = time.monotonic()
         actions, complete = oracle.search("second", state, timeout=60)
         assert complete and sorted(actions) == sorted(expected)

@@ -10,8 +10,10 @@ Jericho's order (:class:`~priorzero_pl.envs.search_job.SearchJob`), which gives 
 Workers are child processes because the C loop can hang (jericho issue #53) where no Python
 timeout reaches. A search that reaches its deadline returns what it has so far and keeps its
 place: the state's next visit resumes it instead of starting over, and requests still running
-finish in the background. A worker whose request has run longer than ``hang_after`` seconds
-(a chunk normally takes milliseconds) is killed and replaced, and its chunk is split and retried.
+finish in the background. A worker whose request has burnt ``hang_after`` seconds of CPU (a
+chunk takes milliseconds), or has not answered for ``stall_after`` seconds, is killed and
+replaced, and its chunk is split and retried. CPU time, not the clock, is the first test because
+on a machine that other jobs keep busy a healthy chunk can wait seconds for a core.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ STARTUP_TIMEOUT_S = 120.0
 """How long a new worker may take to load Jericho (and spaCy for the namer): about 1 s, more under load."""
 
 HANG_AFTER_S = 10.0
-"""Least time a request may run before its worker counts as hung (a chunk takes 2-50 ms, naming 0.1-1 s)."""
+"""CPU seconds a request may use before its worker counts as hung (a chunk takes 2-50 ms, naming 0.1-1 s)."""
+
+STALL_AFTER_S = 300.0
+"""Wall-clock seconds a request may go unanswered (a stopped or blocked worker uses no CPU)."""
 
 MAX_PAUSED_JOBS = 64
 """Searches cut short by their deadline that are kept for resumption (least recently used go first)."""
@@ -52,6 +57,8 @@ class _Task:
     job: SearchJob | None
     chunk: list[int] | None
     since: float
+    cpu_since: float | None = None
+    """The worker's CPU seconds when the task began (None: not readable here)."""
 
 
 class _Worker:
@@ -71,11 +78,18 @@ class ValidActionOracle:
     ``timeouts`` counts searches that reached their deadline, ``candidates_tested`` candidate
     steps taken (a resumed search does not repeat any), ``restarts`` workers killed because
     a request hung (or died), ``dropped_candidates`` candidates left out because testing them hung
-    twice. A request counts as hung after ``hang_after`` seconds (None: ``HANG_AFTER_S`` or twice
-    the search's timeout, whichever is more).
+    twice. A request counts as hung after ``hang_after`` CPU seconds or ``stall_after`` seconds
+    unanswered (see the module doc; where CPU time cannot be read, ``hang_after`` seconds).
     """
 
-    def __init__(self, story: Path, seed: int, workers: int | None = None, hang_after: float | None = None) -> None:
+    def __init__(
+        self,
+        story: Path,
+        seed: int,
+        workers: int | None = None,
+        hang_after: float = HANG_AFTER_S,
+        stall_after: float = STALL_AFTER_S,
+    ) -> None:
         require_spacy_pipeline()
         count = default_search_workers() if workers is None else workers
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -83,6 +97,7 @@ class ValidActionOracle:
         self._story = story
         self._seed = seed
         self._hang_after = hang_after
+        self._stall_after = stall_after
         self._workers = [_Worker(story, seed, namer=index == 0) for index in range(count)]
         self._paused: OrderedDict[str, SearchJob] = OrderedDict()
         self.timeouts = 0
@@ -106,9 +121,8 @@ class ValidActionOracle:
         """
         self.wait_ready()
         deadline = time.monotonic() + timeout
-        hang_after = self._hang_after if self._hang_after is not None else max(HANG_AFTER_S, 2 * timeout)
         job = self._paused.pop(key, None) or SearchJob(key, state)
-        self._kill_hung(hang_after)
+        self._kill_hung()
         while not job.complete and job.naming_failures < 2:
             self._dispatch(job)
             if not any(w.task is not None for w in self._workers):
@@ -116,8 +130,8 @@ class ValidActionOracle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self._receive(wait([w.child.connection for w in self._workers if w.task is not None], min(remaining, hang_after)))
-            self._kill_hung(hang_after)
+            self._receive(wait([w.child.connection for w in self._workers if w.task is not None], min(remaining, 1.0)))
+            self._kill_hung()
         self.dropped_candidates += len(job.dropped)
         job.dropped.clear()
         if job.complete:
@@ -138,7 +152,7 @@ class ValidActionOracle:
         starting = [w for w in self._workers if w.task is not None and w.task.kind == "start"]
         while starting:
             self._receive(wait([w.child.connection for w in starting], STARTUP_TIMEOUT_S))
-            self._kill_hung(STARTUP_TIMEOUT_S)
+            self._kill_hung()
             starting = [w for w in self._workers if w.task is not None and w.task.kind == "start"]
 
     def _dispatch(self, job: SearchJob) -> None:
@@ -161,6 +175,7 @@ class ValidActionOracle:
         return any(w.task is not None and w.task.kind == "name" and w.task.job is job for w in self._workers)
 
     def _send(self, worker: _Worker, task: _Task, request: tuple) -> None:
+        task.cpu_since = worker.child.cpu_seconds()
         worker.task = task
         worker.holds = task.job.key if task.job is not None else None
         try:
@@ -189,17 +204,21 @@ class ValidActionOracle:
                 task.job.record([(task.chunk[position], diff) for position, diff in reply[1]])  # type: ignore[index,union-attr]
                 self.candidates_tested += len(task.chunk)  # type: ignore[arg-type]
 
-    def _kill_hung(self, hang_after: float) -> None:
-        """Replace workers whose request has run longer than ``hang_after`` (start-up: ``STARTUP_TIMEOUT_S``)."""
+    def _kill_hung(self) -> None:
+        """Replace workers whose request looks hung (see the module doc); a start-up may take ``STARTUP_TIMEOUT_S``."""
         now = time.monotonic()
         for worker in self._workers:
             task = worker.task
             if task is None:
                 continue
-            limit = STARTUP_TIMEOUT_S if task.kind == "start" else hang_after
-            if now - task.since > limit:
-                if task.kind == "start":
-                    raise RuntimeError(f"valid-action worker for {self._story} did not start within {limit:.0f} s")
+            waited = now - task.since
+            if task.kind == "start":
+                if waited > STARTUP_TIMEOUT_S:
+                    raise RuntimeError(f"valid-action worker for {self._story} did not start within {STARTUP_TIMEOUT_S:.0f} s")
+                continue
+            cpu = worker.child.cpu_seconds()
+            used = waited if cpu is None or task.cpu_since is None else cpu - task.cpu_since
+            if used > self._hang_after or waited > self._stall_after:
                 self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
