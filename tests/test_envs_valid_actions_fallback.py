@@ -155,3 +155,15 @@ def test_audit_of_a_sound_key_finds_nothing(monkeypatch: pytest.MonkeyPatch, sha
 def test_bad_search_options_are_rejected(shared_games_dir: Path, option: dict, message: str) -> None:
     with pytest.raises(PriorZeroInputError, match=message):
         TextGame("zork1", games_dir=shared_games_dir, **option)
+
+
+def test_a_partial_list_stands_in_where_no_search_has_finished(monkeypatch: pytest.MonkeyPatch, shared_games_dir: Path) -> None:
+    backend = ScriptedBackend(
+        answers={"start": [ValidActions(["a", "b"], False)], "next": [ValidActions([], False)]},
+        valid={"next": {"b"}},
+        room={"start": "r", "next": "r"},
+    )
+    with _game(monkeypatch, shared_games_dir, backend) as game:
+        assert game.reset().candidates_source == "partial"
+        record = game.step("next")
+    assert record.candidates == ["b"] and record.candidates_source == "partial"

@@ -36,10 +36,11 @@ class TextGame:
 
     A search gets ``valid_actions_timeout`` seconds. One that runs out is kept and resumed on the
     state's next visit; meanwhile the record carries what it found so far together with the
-    actions of the last finished list at the same world state (else the same room) that are
-    still valid, tried by stepping (``candidates_source="partial"``), or ``default_actions`` when
-    both are empty (``"default"``); either way ``candidates_fallback=True``. Records that end the
-    episode (``done``) carry no candidates.
+    actions of the last list at the same world state (else the same room; a finished list if
+    there is one, else the last partial one) that are still valid, tried by stepping
+    (``candidates_source="partial"``), or ``default_actions`` when both are empty
+    (``"default"``); either way ``candidates_fallback=True``. Records that end the episode
+    (``done``) carry no candidates.
 
     ``cache_audit_rate`` is the share of cache hits that are searched again and compared with the
     cached list (``StepRecord.cache_audited`` / ``cache_disagreed``, and the counters
@@ -85,7 +86,7 @@ class TextGame:
         self._default_actions = defaults
         self._use_valid_actions = use_valid_actions
         self._cache: OrderedDict[str, list[str]] | None = OrderedDict() if cache_valid_actions else None
-        self._last_lists: OrderedDict[str, list[str]] = OrderedDict()
+        self._last_lists: OrderedDict[str, tuple[list[str], bool]] = OrderedDict()
         self._audit_rate = float(cache_audit_rate)
         self._audit_rng = random.Random(seed)
         self._backend = _open_backend(self._path, seed, use_valid_actions, valid_action_workers)
@@ -217,18 +218,28 @@ class TextGame:
                 self._cache[key] = actions
                 if len(self._cache) > VALID_ACTION_CACHE_SIZE:
                     self._cache.popitem(last=False)
-            for place in (f"world:{state_hash}", f"room:{self._backend.location()}"):
-                self._last_lists[place] = actions
-                self._last_lists.move_to_end(place)
-            while len(self._last_lists) > FALLBACK_LISTS_KEPT:
-                self._last_lists.popitem(last=False)
+            self._remember(state_hash, actions, complete=True)
         return ValidActions(actions, result.complete)
 
     def _partial(self, found: list[str], state_hash: str) -> tuple[list[str], str]:
         """What the cut-short search found, plus the still-valid actions of the last list seen here."""
-        earlier = self._last_lists.get(f"world:{state_hash}") or self._last_lists.get(f"room:{self._backend.location()}")
+        world, room = self._last_lists.get(f"world:{state_hash}"), self._last_lists.get(f"room:{self._backend.location()}")
+        earlier = world[0] if world else room[0] if room else []
         still_valid = self._backend.check_actions(list(earlier)) if earlier else []
-        return self._served(sorted({*found, *(a.strip() for a in still_valid if a.strip())}), "partial")
+        actions = sorted({*found, *(a.strip() for a in still_valid if a.strip())})
+        if actions:
+            self._remember(state_hash, actions, complete=False)
+        return self._served(actions, "partial")
+
+    def _remember(self, state_hash: str, actions: list[str], complete: bool) -> None:
+        """Keep a list for the fallbacks of this world state and room; a finished list wins over a partial one."""
+        for place in (f"world:{state_hash}", f"room:{self._backend.location()}"):
+            kept = self._last_lists.get(place)
+            if complete or kept is None or not kept[1]:
+                self._last_lists[place] = (actions, complete)
+            self._last_lists.move_to_end(place)
+        while len(self._last_lists) > FALLBACK_LISTS_KEPT:
+            self._last_lists.popitem(last=False)
 
     def _served(self, actions: list[str], source: str) -> tuple[list[str], str]:
         if not actions:
