@@ -49,7 +49,8 @@ class SearchJob:
     dropped: list[int] = field(default_factory=list)
     naming_failures: int = 0
     chunk_size: int = CHUNK_SIZE
-    _pairs: list[int] = field(default_factory=list)
+    _pairs: list[int] = field(default_factory=list, init=False, repr=False)
+    """Two-object candidates not yet queued (they wait for the one-object results)."""
 
     def set_candidates(self, candidates: list[str], objects: list[tuple[str, ...]]) -> None:
         """Record the candidates (Jericho's order) with their objects and queue the one-object ones."""

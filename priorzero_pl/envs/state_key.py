@@ -1,14 +1,18 @@
 """The valid-action cache key of a Jericho game state: everything the game can read, nothing else.
 
-Valid actions are a deterministic function of the emulator state that ``FrotzEnv.get_state()``
-returns (the search restores that state before every candidate), so a hash of all of it can never
-give two states with different valid actions the same key. Jericho's ``get_world_state_hash()``
-covers only the object tree and a few RAM cells and does alias such states (inhumane's desert:
-the player's position is an ordinary global). Three parts of ``get_state()`` are left out because
-the Z-machine program provably never reads them; leaving them in would only split equal states:
+Jericho's search restores the state that ``FrotzEnv.get_state()`` returns before every
+candidate, so its valid actions are a function of that state, and a hash of all of it cannot give
+two states with different valid actions the same key. (Frotz keeps a little interpreter state
+outside it, window and cursor bookkeeping, which Jericho's own search does not restore either;
+``TextGame``'s cache audit would count any effect.) Jericho's ``get_world_state_hash()`` covers
+only the object tree and a few RAM cells and does alias such states (inhumane's desert: the
+player's position is an ordinary global). Three parts of ``get_state()`` are left out because the
+game cannot read them; leaving them in would only split equal states:
 
-- ``narrative``: the interface's copy of the last output text. Frotz writes it after a step and
-  never reads it during one; no opcode can reach it.
+- ``narrative``: the interface's copy of the last output text. No opcode can reach it, and every
+  step overwrites it before reading it. Jericho's won/lost tests search it for some games
+  (acorncourt's ``victory()``), but ``TextGame`` only searches states that those tests call
+  unfinished, where it cannot change the list.
 - the stack below the stack pointer: Frotz's stack grows down (``*--sp = v``), and a cell below
   ``sp`` is written by the push that brings it into use before any read (``pop`` is ``*sp++``).
   It holds leftovers of deeper calls that depend on history.

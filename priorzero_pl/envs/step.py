@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -25,7 +26,7 @@ class StepRecord:
     truncated: bool = False
     won: bool = False
     candidates_fallback: bool = False
-    candidates_source: str = "search"
+    candidates_source: Literal["search", "cache", "partial", "default", "none"] = "search"
     """``"search"``: searched for this state now; ``"cache"``: an earlier search of the same emulator
     state; ``"partial"``: the search reached its deadline, so what it found so far plus the
     actions last valid at the same world state or place that still are (tried by stepping);
