@@ -19,7 +19,10 @@ from typing import Callable
 from priorzero_pl.envs import EnvPool, TextGame
 
 REVISIT_WALK = ["north", "west"] * 10
-"""West of House -> North of House -> West of House ...: two world states, visited over and over."""
+"""West of House -> North of House -> West of House ...: two world states, visited over and over.
+
+Each visit is a new emulator state (the move counter runs on), so the valid-action cache, keyed
+by the whole emulator state, serves the walk's replays from reset, not its revisits."""
 
 
 def games_dir() -> Path:

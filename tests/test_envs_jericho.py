@@ -65,7 +65,7 @@ def test_timeout_falls_back_to_default_actions(shared_games_dir: Path) -> None:
     with TextGame("zork1", games_dir=shared_games_dir, valid_actions_timeout=1e-4, default_actions=defaults) as game:
         record = game.reset()
         assert record.candidates_fallback and record.candidates == ["look", "north"]
-        # Timeouts are not cached: the next visit searches again (and times out again here).
+        # A cut-short search is not cached: the next visit resumes it (and runs out of time again here).
         assert game.reset().candidates_fallback
 
 

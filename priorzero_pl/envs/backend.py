@@ -25,6 +25,15 @@ class BackendObservation:
     won: bool
 
 
+@dataclass
+class ValidActions:
+    """A backend's answer to "which actions are valid here?"."""
+
+    actions: list[str]
+    complete: bool
+    """False when the search reached its deadline: ``actions`` is what it had found by then."""
+
+
 class GameBackend(Protocol):
     """One running game: reset, step, its world-state hash and its valid actions."""
 
@@ -45,8 +54,17 @@ class GameBackend(Protocol):
     def state_hash(self) -> str:
         """Stable string hash of the current world state (same state -> same hash, across processes)."""
 
-    def valid_actions(self, timeout: float) -> list[str] | None:
-        """Actions that change the world in the current state, or None when not computable in ``timeout`` seconds."""
+    def cache_key(self) -> str:
+        """Key of the valid-action cache: two states with the same key have the same valid actions."""
+
+    def location(self) -> str:
+        """Where the player is (the room), for falling back on the valid actions last seen there."""
+
+    def valid_actions(self, timeout: float) -> ValidActions | None:
+        """Actions that change the world in the current state, searched for up to ``timeout`` s (None: disabled)."""
+
+    def check_actions(self, actions: list[str]) -> list[str]:
+        """Those of ``actions`` that are valid in the current state (one per world change), tried one by one."""
 
     def walkthrough(self) -> list[str] | None:
         """A command list that wins the game from reset (with seed 0), or None when the game has none."""

@@ -21,6 +21,7 @@ from typing import Sequence
 import priorzero_pl
 
 _PACKAGE_ROOT = str(Path(priorzero_pl.__file__).resolve().parents[1])
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class ChildDied(RuntimeError):
@@ -59,6 +60,14 @@ class ChildProcess:
     def pid(self) -> int:
         """Process id (tests kill it to check recovery)."""
         return self._process.pid
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the child has used so far (Linux ``/proc``), None where it cannot be read."""
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     @property
     def connection(self) -> Connection:

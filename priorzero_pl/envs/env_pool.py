@@ -27,7 +27,8 @@ class EnvPool:
     ``step_timeout`` seconds is killed and replaced by a fresh, reset game; its record for that call
     has ``done=True, truncated=True`` and ``error`` set, the other envs are unaffected, and
     ``restarts`` counts it. Results are deterministic given the seed, except where a valid-action
-    search timed out.
+    search timed out. Unless ``valid_action_workers`` is given, the CPU cores are shared out among
+    the envs for their valid-action searches (at least one search process each).
     """
 
     def __init__(
@@ -48,6 +49,8 @@ class EnvPool:
         except TypeError as exc:
             raise PriorZeroInputError(f"EnvPool options {sorted(text_game_kwargs)}: {exc}") from exc
         games_dir = text_game_kwargs.pop("games_dir", None)
+        if text_game_kwargs.get("valid_action_workers") is None:
+            text_game_kwargs["valid_action_workers"] = max(1, (os.cpu_count() or 1) // num_envs)
         self._path = resolve_game(game, games_dir)  # type: ignore[arg-type]
         self._seed = seed
         self._step_timeout = float(step_timeout)

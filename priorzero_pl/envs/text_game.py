@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 from typing import Sequence
 
-from priorzero_pl.envs.backend import BackendObservation, GameBackend
+from priorzero_pl.envs.backend import BackendObservation, GameBackend, ValidActions
 from priorzero_pl.envs.game_files import is_textworld_game, resolve_game
 from priorzero_pl.envs.step import StepRecord
 from priorzero_pl.errors import PriorZeroInputError
@@ -19,6 +20,9 @@ DEFAULT_ACTIONS = ("look", "inventory", "north", "south", "east", "west")
 VALID_ACTION_CACHE_SIZE = 100_000
 """Most states whose valid actions are kept (least recently used go first; about 2 kB each)."""
 
+FALLBACK_LISTS_KEPT = 10_000
+"""World states and rooms whose last finished list is kept for fallbacks (least recently used go first)."""
+
 
 class TextGame:
     """A text game that returns :class:`StepRecord` s with rewards, scores and candidate actions.
@@ -26,15 +30,27 @@ class TextGame:
     Jericho benchmark stories run on Jericho's ``FrotzEnv``; TextWorld-generated games (``.z8`` with
     its ``.json``) run through TextWorld, which knows their score and admissible commands.
     Candidates are the game's valid actions, deduplicated and sorted (so the same state gives the
-    same list in every process), cached by world-state hash because computing them costs
-    40 ms - 2 s on Jericho games against microseconds for a step. When the search is empty or takes
-    longer than ``valid_actions_timeout`` the record carries ``default_actions`` and
-    ``candidates_fallback=True``. Records that end the episode (``done``) carry no candidates.
+    same list in every process). They are cached by the backend's cache key (for Jericho games the
+    whole emulator state, see :mod:`~priorzero_pl.envs.state_key`), because a search costs
+    0.05-10 s against microseconds for a step.
+
+    A search gets ``valid_actions_timeout`` seconds. One that runs out is kept and resumed on the
+    state's next visit; meanwhile the record carries what it found so far together with the
+    actions of the last list at the same world state (else the same room; a finished list if
+    there is one, else the last partial one) that are still valid, tried by stepping
+    (``candidates_source="partial"``), or ``default_actions`` when both are empty
+    (``"default"``); either way ``candidates_fallback=True``. Records that end the episode
+    (``done``) carry no candidates.
+
+    ``cache_audit_rate`` is the share of cache hits that are searched again and compared with the
+    cached list (``StepRecord.cache_audited`` / ``cache_disagreed``, and the counters
+    ``cache_audits`` / ``cache_disagreements``); a disagreement serves and caches the fresh list.
 
     ``seed`` 0 is the game's reference seed (for Jericho games the walkthrough seed, so that
     ``walkthrough()`` replays to the full score); other seeds change the game's randomness.
     ``use_valid_actions=False`` skips the search (every record falls back to ``default_actions``):
-    for replaying walkthroughs and for benchmarks of stepping alone.
+    for replaying walkthroughs and for benchmarks of stepping alone. ``valid_action_workers`` is
+    the number of processes a Jericho search runs on (None: one per core, at most 8).
     """
 
     def __init__(
@@ -48,6 +64,8 @@ class TextGame:
         default_actions: Sequence[str] = DEFAULT_ACTIONS,
         cache_valid_actions: bool = True,
         use_valid_actions: bool = True,
+        valid_action_workers: int | None = None,
+        cache_audit_rate: float = 0.0,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise PriorZeroInputError(f"seed={seed!r}: must be an integer >= 0")
@@ -57,6 +75,8 @@ class TextGame:
             raise PriorZeroInputError(f"valid_actions_timeout={valid_actions_timeout}: must be > 0 seconds")
         if isinstance(default_actions, str):
             raise PriorZeroInputError(f"default_actions={default_actions!r}: must be a list of actions, not one string")
+        if not 0.0 <= cache_audit_rate <= 1.0:
+            raise PriorZeroInputError(f"cache_audit_rate={cache_audit_rate}: must be a share of cache hits in [0, 1]")
         defaults = list(dict.fromkeys(a.strip() for a in default_actions if a.strip()))
         if not defaults:
             raise PriorZeroInputError("default_actions is empty: give at least one fallback action such as 'look'")
@@ -66,15 +86,22 @@ class TextGame:
         self._default_actions = defaults
         self._use_valid_actions = use_valid_actions
         self._cache: OrderedDict[str, list[str]] | None = OrderedDict() if cache_valid_actions else None
-        self._backend = _open_backend(self._path, seed, use_valid_actions)
+        self._last_lists: OrderedDict[str, tuple[list[str], bool]] = OrderedDict()
+        self._audit_rate = float(cache_audit_rate)
+        self._audit_rng = random.Random(seed)
+        self._backend = _open_backend(self._path, seed, use_valid_actions, valid_action_workers)
         self._steps = 0
         self._score = 0.0
         self._done = True
         self._started = False
         self.valid_action_searches = 0
-        """Valid-action searches run (cache misses), timed-out ones included."""
+        """Valid-action searches run or resumed (cache misses and audits), timed-out ones included."""
         self.valid_action_cache_hits = 0
         """Records whose candidates came from the cache."""
+        self.cache_audits = 0
+        """Cache hits checked against a fresh search that finished."""
+        self.cache_disagreements = 0
+        """Audited hits whose cached list differed from the fresh one."""
 
     @property
     def name(self) -> str:
@@ -90,6 +117,11 @@ class TextGame:
     def max_score(self) -> float:
         """Highest reachable score (0 when the engine cannot tell)."""
         return self._backend.max_score
+
+    @property
+    def backend(self) -> GameBackend:
+        """The engine behind this game (benchmarks read its search counters)."""
+        return self._backend
 
     def reset(self) -> StepRecord:
         """Start a new episode."""
@@ -116,7 +148,7 @@ class TextGame:
         return self._backend.walkthrough()
 
     def close(self) -> None:
-        """Free the interpreter and the valid-action process."""
+        """Free the interpreter and the valid-action processes."""
         self._backend.close()
 
     def __enter__(self) -> TextGame:
@@ -131,7 +163,10 @@ class TextGame:
         truncated = not observed.done and self._steps >= self._max_steps
         self._done = observed.done or truncated
         state_hash = self._backend.state_hash()
-        candidates, fallback = ([], False) if self._done else self._candidates(state_hash)
+        if self._done:
+            candidates, source, audited, disagreed = [], "none", False, False
+        else:
+            candidates, source, audited, disagreed = self._candidates(state_hash)
         return StepRecord(
             observation=observed.observation,
             candidates=candidates,
@@ -142,38 +177,81 @@ class TextGame:
             done=self._done,
             truncated=truncated,
             won=observed.won,
-            candidates_fallback=fallback,
+            candidates_fallback=source in ("partial", "default"),
+            candidates_source=source,
+            cache_audited=audited,
+            cache_disagreed=disagreed,
             state_hash=state_hash,
         )
 
-    def _candidates(self, state_hash: str) -> tuple[list[str], bool]:
+    def _candidates(self, state_hash: str) -> tuple[list[str], str, bool, bool]:
+        """(candidates, source, audited, disagreed) for the current, not finished, state."""
         if not self._use_valid_actions:
-            return list(self._default_actions), True
-        actions = self._cache.get(state_hash) if self._cache is not None else None
-        if actions is None:
-            self.valid_action_searches += 1
-            found = self._backend.valid_actions(self._timeout)
-            if found is None:
-                # Not cached: a timeout can be the machine's load, so a later visit tries again.
-                return list(self._default_actions), True
-            actions = sorted({a.strip() for a in found if a.strip()})
+            return (*self._served([], "default"), False, False)
+        key = self._backend.cache_key()
+        cached = self._cache.get(key) if self._cache is not None else None
+        if cached is None:
+            result = self._search(key, state_hash)
+            if result.complete:
+                return (*self._served(result.actions, "search"), False, False)
+            return (*self._partial(result.actions, state_hash), False, False)
+        self.valid_action_cache_hits += 1
+        self._cache.move_to_end(key)  # type: ignore[union-attr]
+        if not (self._audit_rate > 0 and self._audit_rng.random() < self._audit_rate):
+            return (*self._served(cached, "cache"), False, False)
+        fresh = self._search(key, state_hash)
+        if not fresh.complete:  # the audit's search ran out of time: nothing to compare
+            return (*self._served(cached, "cache"), False, False)
+        self.cache_audits += 1
+        disagreed = fresh.actions != cached
+        self.cache_disagreements += int(disagreed)
+        return (*self._served(fresh.actions, "cache"), True, disagreed)
+
+    def _search(self, key: str, state_hash: str) -> ValidActions:
+        """Search (or resume) this state; a finished list is sorted, cached and remembered for fallbacks."""
+        self.valid_action_searches += 1
+        result = self._backend.valid_actions(self._timeout)
+        assert result is not None  # only called with valid actions on
+        actions = sorted({a.strip() for a in result.actions if a.strip()})
+        if result.complete:
             if self._cache is not None:
-                self._cache[state_hash] = actions
+                self._cache[key] = actions
                 if len(self._cache) > VALID_ACTION_CACHE_SIZE:
                     self._cache.popitem(last=False)
-        elif self._cache is not None:
-            self.valid_action_cache_hits += 1
-            self._cache.move_to_end(state_hash)
+            self._remember(state_hash, actions, complete=True)
+        return ValidActions(actions, result.complete)
+
+    def _partial(self, found: list[str], state_hash: str) -> tuple[list[str], str]:
+        """What the cut-short search found, plus the still-valid actions of the last list seen here."""
+        world, room = self._last_lists.get(f"world:{state_hash}"), self._last_lists.get(f"room:{self._backend.location()}")
+        earlier = world[0] if world else room[0] if room else []
+        still_valid = self._backend.check_actions(list(earlier)) if earlier else []
+        actions = sorted({*found, *(a.strip() for a in still_valid if a.strip())})
+        if actions:
+            self._remember(state_hash, actions, complete=False)
+        return self._served(actions, "partial")
+
+    def _remember(self, state_hash: str, actions: list[str], complete: bool) -> None:
+        """Keep a list for the fallbacks of this world state and room; a finished list wins over a partial one."""
+        for place in (f"world:{state_hash}", f"room:{self._backend.location()}"):
+            kept = self._last_lists.get(place)
+            if complete or kept is None or not kept[1]:
+                self._last_lists[place] = (actions, complete)
+            self._last_lists.move_to_end(place)
+        while len(self._last_lists) > FALLBACK_LISTS_KEPT:
+            self._last_lists.popitem(last=False)
+
+    def _served(self, actions: list[str], source: str) -> tuple[list[str], str]:
         if not actions:
-            return list(self._default_actions), True
-        return list(actions), False
+            return list(self._default_actions), "default"
+        return list(actions), source
 
 
-def _open_backend(path: Path, seed: int, use_valid_actions: bool) -> GameBackend:
+def _open_backend(path: Path, seed: int, use_valid_actions: bool, search_workers: int | None) -> GameBackend:
     if is_textworld_game(path):
         from priorzero_pl.envs.textworld_backend import TextWorldBackend
 
         return TextWorldBackend(path, seed)
     from priorzero_pl.envs.jericho_backend import JerichoBackend
 
-    return JerichoBackend(path, seed, use_valid_actions)
+    return JerichoBackend(path, seed, use_valid_actions, search_workers)

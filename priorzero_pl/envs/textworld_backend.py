@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from jericho.jericho import UnsupportedGameWarning
 
-from priorzero_pl.envs.backend import BackendObservation, frotz_seed
+from priorzero_pl.envs.backend import BackendObservation, ValidActions, frotz_seed
 
 
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -82,9 +82,22 @@ class TextWorldBackend:
         facts = "\n".join(sorted(str(fact) for fact in self._state["facts"]))
         return hashlib.md5(f"{facts}\nscore={self._state['score']}".encode()).hexdigest()
 
-    def valid_actions(self, timeout: float) -> list[str] | None:
+    def cache_key(self) -> str:
+        """The logical state (:meth:`state_hash`): TextWorld derives admissible commands from its facts."""
+        return self.state_hash()
+
+    def location(self) -> str:
+        """Unused: TextWorld's commands never time out, so no fallback list is needed."""
+        return ""
+
+    def valid_actions(self, timeout: float) -> ValidActions | None:
         """TextWorld's admissible commands (already computed by the step, so ``timeout`` never bites)."""
-        return list(self._state["admissible_commands"] or [])
+        return ValidActions(list(self._state["admissible_commands"] or []), complete=True)
+
+    def check_actions(self, actions: list[str]) -> list[str]:
+        """Those of ``actions`` that TextWorld admits now."""
+        admissible = set(self._state["admissible_commands"] or [])
+        return [action for action in actions if action in admissible]
 
     def walkthrough(self) -> list[str] | None:
         """The winning command list TextWorld stored when it generated the game."""
