@@ -151,3 +151,35 @@ def test_prior_only_and_random_play(tiny_test_corpus: Path, tiny_lm_path: Path) 
     model, tokenizer = load_llm(tiny_lm_path)
     score = play_prior_only(model, tokenizer, game, PromptBuilder(tokenizer, history_len=2), length_normalise=True, max_steps=5)
     assert 0.0 <= score <= 1.0
+
+
+def test_embedded_is_the_shipped_pretrained_prior() -> None:
+    """``llm.path: embedded`` loads the shipped prior, which beats uniform on unseen games by the bar
+    the project set (top-1 at least twice uniform's), and debug.yaml scores it as it was trained."""
+    import yaml
+
+    from priorzero_pl.assets.embedded import PRETRAINED_PRIOR, embedded_llm
+    from priorzero_pl.corpus.manifest import assert_disjoint
+
+    path = embedded_llm()
+    assert path == PRETRAINED_PRIOR
+    assert (path / "model.safetensors").stat().st_size < 8 * 2**20
+    model, tokenizer = load_llm(path)
+    assert model.config.max_position_embeddings >= 2048
+
+    report = json.loads((path / "pretraining.json").read_text())
+    assert report["test"]["top1"] >= 2 * report["test"]["uniform_top1"]
+    corpus = CorpusManifest.load(path / "corpus_manifest.json")
+    test = CorpusManifest.load(path / "test_manifest.json")
+    assert (corpus.split, test.split) == ("train", "test")
+    assert_disjoint(test, corpus)
+
+    debug = Path(__file__).resolve().parents[1] / "configs" / "debug.yaml"
+    model_section = yaml.safe_load(debug.read_text())["model"]
+    prior = model_section["prior"]
+    assert model_section["llm"]["path"] == "embedded"
+    assert prior["history_len"] == corpus.prompt.history_len
+    assert prior["max_observation_chars"] == corpus.prompt.max_observation_chars
+    assert prior.get("use_chat_template", True) == corpus.prompt.use_chat_template
+    assert prior["length_normalise"] == report["config"]["length_normalise"]
+    assert tokenizer.chat_template == corpus.prompt.chat_template
