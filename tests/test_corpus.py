@@ -165,6 +165,7 @@ def test_corpus_defaults_are_debug_yaml_prompt_settings() -> None:
     assert prior.get("use_chat_template", True)
 
 
+@pytest.mark.slow
 def test_in_process_build_is_tw_makes_game(tmp_path: Path) -> None:
     """The corpus builds games in-process; they are the games tw-make builds from the same request."""
     from priorzero_pl.envs.textworld_make import make_game

@@ -53,7 +53,7 @@ class CorpusPlan:
     """
 
     split: Split = "train"
-    num_games: int = 240
+    num_games: int = 160
     seed_start: int | None = None
     family_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAMILY_WEIGHTS))
     cooking_options: dict[str, object] | None = None
