@@ -1,4 +1,5 @@
-"""``priorzero fit|validate|demo --config ...``: LightningCLI over the module and the DataModule."""
+"""``priorzero fit|validate|demo --config ...``: LightningCLI over the module and the DataModule; and
+``priorzero corpus`` / ``priorzero pretrain-prior``, which build the walkthrough corpus and the prior."""
 
 from __future__ import annotations
 
@@ -89,6 +90,14 @@ def main(args: Sequence[str] | None = None) -> None:
             from priorzero_pl.demo import run_demo
 
             run_demo(argv[1:])
+        elif argv and argv[0] == "corpus":
+            from priorzero_pl.corpus.build import main as corpus_main
+
+            corpus_main(argv[1:])
+        elif argv and argv[0] == "pretrain-prior":
+            from priorzero_pl.pretraining.command import main as pretrain_main
+
+            pretrain_main(argv[1:])
         else:
             build_cli(None if args is None else argv)
     except argparse.ArgumentError as err:  # from a parse LightningCLI runs outside parse_arguments

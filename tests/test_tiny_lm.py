@@ -70,3 +70,18 @@ def test_cli_builds_into_out(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     main(["--out", str(tmp_path / "cli"), "--hidden-size", "32", "--num-layers", "1"])
     assert capsys.readouterr().out.strip() == str(tmp_path / "cli")
     assert (tmp_path / "cli" / "config.json").is_file()
+
+
+def test_template_tokenizer_renders_prompts_as_the_models_do(tiny_lm_path: Path) -> None:
+    """Corpora render prompts with template_tokenizer(); a model built here must see the same text."""
+    from priorzero_pl.assets.tiny_lm import template_tokenizer, train_tokenizer
+    from priorzero_pl.prior import HistoryStep, PromptBuilder
+
+    history = [HistoryStep("You are in a kitchen.", "open fridge", 0.0)]
+    args = (history, "You see a carrot.", ["take carrot", "go north"])
+    model_tokenizer = AutoTokenizer.from_pretrained(tiny_lm_path, local_files_only=True)
+    expected = PromptBuilder(model_tokenizer).build(*args)
+    assert PromptBuilder(template_tokenizer()).build(*args) == expected
+    trained = train_tokenizer(["take carrot from fridge", "slice carrot with knife"] * 50, 320)
+    assert PromptBuilder(trained).build(*args) == expected
+    assert trained.decode(trained("slice carrot", add_special_tokens=False)["input_ids"]) == "slice carrot"

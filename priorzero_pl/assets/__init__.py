@@ -1,1 +1,2 @@
-"""Embedded default assets, built locally (no downloads): the tiny LM."""
+"""Embedded default assets (no downloads): the shipped pretrained prior, the default game, and the
+random tiny LM that plumbing tests use."""

@@ -1,13 +1,16 @@
-"""The embedded default language model: a tiny Llama with a BPE tokenizer trained on the spot.
+"""Small Llamas with a BPE tokenizer trained on the spot: the random tiny LM, and the builders the
+pretrained prior shares with it.
 
 No model can be downloaded at run time, yet every code path that serves a real Hugging Face model
 (``from_pretrained``, chat templates, special tokens, KV caches) must run in tests and in the
-CPU demo. So this module trains a byte-level BPE tokenizer on a small built-in corpus of
+CPU demo. :func:`build_tiny_lm` trains a byte-level BPE tokenizer on a small built-in corpus of
 text-adventure English, wraps it as a ``PreTrainedTokenizerFast`` with a chat template, builds a
 randomly initialised (seeded) ``LlamaForCausalLM`` sized to it and writes both with
-``save_pretrained``. Everything downstream then loads it exactly like a real model directory.
+``save_pretrained``: the plumbing model of the unit tests, which knows nothing. The pretrained
+prior (``priorzero pretrain-prior``, shipped as ``llm.path: embedded``) is built by the same
+:func:`train_tokenizer` (on its corpus) and :func:`llama_config`, so both load and prompt alike.
 
-Run ``python -m priorzero_pl.assets.tiny_lm --out DIR`` to build one by hand.
+Run ``python -m priorzero_pl.assets.tiny_lm --out DIR`` to build a random one by hand.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from priorzero_pl.errors import PriorZeroInputError
 
@@ -39,6 +43,9 @@ CHAT_TEMPLATE = (
 )
 """Role markers are special tokens so they never merge with text; an assistant turn ends with the
 eos token, which is why candidate scoring appends eos after the action text."""
+
+MIN_VOCAB_SIZE = 300
+"""256 byte tokens, the special tokens and a few merges."""
 
 _MARKER = "priorzero_tiny_lm.json"
 """Written last: its presence (with matching build parameters) means the directory is complete."""
@@ -87,8 +94,10 @@ def _corpus() -> list[str]:
     return lines
 
 
-def _train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE: every string is encodable (no unknown token), like GPT-2/Llama-3 families."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on ``texts``, with this module's special tokens and chat
+    template. Byte-level: every string is encodable (no unknown token), like GPT-2/Llama-3 families."""
+    check_vocab_size(vocab_size)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -99,13 +108,70 @@ def _train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
         chat_template=CHAT_TEMPLATE,
+    )
+
+
+def template_tokenizer() -> PreTrainedTokenizerFast:
+    """A small tokenizer carrying the chat template and special tokens of every model built here:
+    enough to render prompts exactly as such a model's :class:`PromptBuilder` will (the text of a
+    rendered prompt depends on the template and the special tokens' text, not on the merges)."""
+    return train_tokenizer(_corpus(), 512)
+
+
+def check_vocab_size(vocab_size: int) -> None:
+    """Reject a vocabulary too small for the byte alphabet and the special tokens."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise PriorZeroInputError(
+            f"vocab_size must be >= {MIN_VOCAB_SIZE} (256 bytes + specials + merges), got {vocab_size}"
+        )
+
+
+def check_shape(*, hidden_size: int, num_layers: int, num_heads: int = 4, num_kv_heads: int = 2) -> None:
+    """Reject a model shape that Llama cannot take, with the value and the rule."""
+    if num_heads <= 0 or num_kv_heads <= 0 or num_heads % num_kv_heads:
+        raise PriorZeroInputError(
+            f"num_heads ({num_heads}) must be a positive multiple of num_kv_heads ({num_kv_heads})"
+        )
+    if hidden_size <= 0 or hidden_size % (4 * num_heads):
+        raise PriorZeroInputError(
+            f"hidden_size must be a positive multiple of {4 * num_heads} ({num_heads} heads of >= 4), got {hidden_size}"
+        )
+    if num_layers <= 0:
+        raise PriorZeroInputError(f"num_layers must be positive, got {num_layers}")
+
+
+def llama_config(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    max_position_embeddings: int = 4096,
+) -> LlamaConfig:
+    """A small Llama sized to ``tokenizer``, the shape of every model built here."""
+    check_shape(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads)
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        # Fewer KV heads than query heads, so grouped-query attention (as in real Llama/Qwen
+        # checkpoints) is exercised by the KV-cache reuse in candidate scoring.
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
     )
 
 
@@ -134,34 +200,16 @@ def build_tiny_lm(
     the completion marker last, so a crashed or concurrent build never leaves a directory that
     looks complete but is not.
     """
-    if hidden_size <= 0 or hidden_size % 16:
-        raise PriorZeroInputError(f"hidden_size must be a positive multiple of 16 (4 heads of >= 4), got {hidden_size}")
-    if num_layers <= 0:
-        raise PriorZeroInputError(f"num_layers must be positive, got {num_layers}")
-    if vocab_size < 300:
-        raise PriorZeroInputError(f"vocab_size must be >= 300 (256 bytes + specials + merges), got {vocab_size}")
+    check_shape(hidden_size=hidden_size, num_layers=num_layers)
+    check_vocab_size(vocab_size)
     out_dir = Path(out_dir)
     params = {"seed": seed, "hidden_size": hidden_size, "num_layers": num_layers, "vocab_size": vocab_size}
     if _is_complete(out_dir, params):
         return out_dir
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(vocab_size)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        # Fewer KV heads than query heads, so grouped-query attention (as in real Llama/Qwen
-        # checkpoints) is exercised by the KV-cache reuse in candidate scoring.
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    tokenizer = train_tokenizer(_corpus(), vocab_size)
+    config = llama_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
 

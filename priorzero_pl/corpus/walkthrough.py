@@ -1,0 +1,79 @@
+"""Play a generated game's walkthrough through the project's own game layer, recording each step.
+
+The game runs in :class:`~priorzero_pl.envs.TextGame`, so the observations and candidates stored
+are exactly those the agent sees when it plays the game, and the prompt is built by the same
+:class:`~priorzero_pl.prior.PromptBuilder` from the same history (observation, action, reward of
+each past step) that collection and evaluation give it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from priorzero_pl.corpus.records import CorpusStep
+from priorzero_pl.envs.text_game import TextGame
+from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
+
+
+@dataclass
+class WalkthroughPlay:
+    """The recorded steps of one walkthrough and how the game ended.
+
+    Attributes:
+        steps: one :class:`CorpusStep` per walkthrough command played.
+        score: the score reached.
+        max_score: the game's maximum score.
+        won: whether the game reported a win.
+        fallback_steps: steps whose candidates were ``TextGame``'s default actions (none computed).
+    """
+
+    steps: list[CorpusStep]
+    score: float
+    max_score: float
+    won: bool
+    fallback_steps: int
+
+    @property
+    def off_candidate_steps(self) -> int:
+        """Steps whose walkthrough command was not among the candidates."""
+        return sum(not step.scorable for step in self.steps)
+
+
+def play_walkthrough(game_file: Path, game_id: str, prompt_builder: PromptBuilder) -> WalkthroughPlay:
+    """Reset ``game_file``, play its walkthrough to the end and record every step.
+
+    A step's history is the last ``prompt_builder.history_len`` steps, the ones its prompt shows.
+    """
+    with TextGame(game_file, max_steps=1_000_000) as game:
+        walkthrough = game.walkthrough()
+        if not walkthrough:
+            raise PriorZeroInputError(f"{game_file} has no walkthrough: corpus games must be TextWorld games made by tw-make")
+        record = game.reset()
+        history: list[HistoryStep] = []
+        steps: list[CorpusStep] = []
+        fallback = 0
+        for index, action in enumerate(walkthrough):
+            if record.done:
+                break
+            fallback += record.candidates_fallback
+            prompt = prompt_builder.build(history, record.observation, record.candidates)
+            shown = history[-prompt_builder.history_len :] if prompt_builder.history_len else []
+            following = game.step(action)
+            steps.append(
+                CorpusStep(
+                    game=game_id,
+                    step=index,
+                    history=[[h.observation, h.action, h.reward] for h in shown],
+                    observation=record.observation,
+                    candidates=list(record.candidates),
+                    action=action,
+                    action_index=record.candidates.index(action) if action in record.candidates else -1,
+                    reward=following.reward,
+                    prompt=prompt,
+                )
+            )
+            history.append(HistoryStep(record.observation, action, following.reward))
+            record = following
+        return WalkthroughPlay(steps=steps, score=record.score, max_score=game.max_score, won=record.won, fallback_steps=fallback)

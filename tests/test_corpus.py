@@ -1,0 +1,180 @@
+"""The walkthrough corpus: which games, kept apart from evaluation games, recorded as the agent sees them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoTokenizer
+
+from priorzero_pl.cli import main
+from priorzero_pl.corpus import (
+    TRAIN_SEED_START,
+    CorpusManifest,
+    CorpusPlan,
+    GameSpec,
+    assert_not_in_corpus,
+    build_corpus,
+    read_records,
+    verify_records,
+)
+from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS
+from priorzero_pl.corpus.manifest import assert_disjoint
+from priorzero_pl.corpus.plan import COOKING_GO
+from priorzero_pl.envs import TextGame
+from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.prior import PromptBuilder
+
+DEBUG = Path(__file__).resolve().parents[1] / "configs" / "debug.yaml"
+
+
+def test_plan_is_deterministic_and_a_smaller_plan_is_a_prefix() -> None:
+    big = CorpusPlan(num_games=30).games()
+    assert big == CorpusPlan(num_games=30).games()
+    assert CorpusPlan(num_games=7).games() == big[:7]
+    assert [g.seed for g in big] == list(range(TRAIN_SEED_START, TRAIN_SEED_START + 30))
+    assert {g.family for g in big} == {"tw-cooking", "tw-simple", "tw-coin_collector", "tw-treasure_hunter"}
+    for game in big:
+        assert game.split == "train"
+        if game.family == "tw-cooking":
+            assert 1 <= game.options["take"] <= game.options["recipe"] <= 3
+            assert game.options["go"] in COOKING_GO
+
+
+def test_test_plan_uses_the_test_split_and_low_seeds() -> None:
+    games = CorpusPlan(split="test", num_games=20).games()
+    assert all(g.split == "test" and g.seed < TRAIN_SEED_START for g in games)
+    cooking = next(g for g in games if g.family == "tw-cooking")
+    assert cooking.tw_make_options()["split"] == "test"
+    simple = GameSpec("tw-simple", seed=5, split="test")
+    assert simple.tw_make_options() == {"test": True}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: GameSpec("tw-cooking", seed=5, split="train"), "outside the train split's seeds"),
+        (lambda: GameSpec("tw-cooking", seed=TRAIN_SEED_START, split="test"), "outside the test split's seeds"),
+        (lambda: GameSpec("tw-cooking", seed=5, split="test", options={"split": "train"}), "set split= instead"),
+        (lambda: GameSpec("zork", seed=5, split="test"), "not a corpus family"),
+        (lambda: CorpusPlan(split="test", num_games=3, seed_start=TRAIN_SEED_START - 2), "outside the test split's seeds"),
+        (lambda: CorpusPlan(family_weights={"tw-maze": 1.0}), "unknown"),
+        (lambda: CorpusPlan(cooking_options={"recipes": 2}), "cooking options"),
+        (lambda: CorpusPlan(num_games=0), "num_games"),
+    ],
+)
+def test_bad_requests_are_refused(make, message: str) -> None:
+    with pytest.raises(PriorZeroInputError, match=message):
+        make()
+
+
+def test_game_key_ignores_spelling() -> None:
+    a = GameSpec("tw-cooking", seed=7, split="test", options={"recipe": 1, "take": 1, "go": 1, "open": False})
+    b = GameSpec("tw-cooking", seed=7, split="test", options={"go": "1", "take": 1, "recipe": 1})
+    assert a.key() == b.key()
+    assert a.key() != GameSpec("tw-cooking", seed=8, split="test", options=a.options).key()
+    assert a.key() != GameSpec("tw-cooking", seed=7, split="test", options={**a.options, "open": True}).key()
+
+
+def test_cli_rejects_a_train_corpus_on_test_seeds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["corpus", "--out", str(tmp_path), "--games", "2", "--seed-start", "10"])
+    assert exit_info.value.code == 2
+    assert "outside the train split's seeds" in capsys.readouterr().err
+
+
+def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) -> None:
+    """Candidates are TextGame's, and each prompt is the one the agent's PromptBuilder builds."""
+    manifest = CorpusManifest.load(tiny_corpus)
+    steps = list(read_records(tiny_corpus / "records.jsonl"))
+    assert manifest.num_records == len(steps) > 0
+    builder = PromptBuilder(
+        AutoTokenizer.from_pretrained(tiny_lm_path),
+        history_len=manifest.prompt.history_len,
+        max_observation_chars=manifest.prompt.max_observation_chars,
+    )
+    for entry in manifest.built_games():
+        game_steps = [s for s in steps if s.game == entry.id]
+        assert entry.won and entry.steps == len(game_steps) and entry.score == entry.max_score > 0
+        with TextGame(tiny_corpus / "games" / f"{entry.id}.z8") as game:
+            record = game.reset()
+            for step in game_steps:
+                assert step.observation == record.observation and step.candidates == record.candidates
+                assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
+                assert len(step.history) == min(step.step, manifest.prompt.history_len)
+                record = game.step(step.action)
+                assert step.reward == record.reward
+                if step.scorable:
+                    assert step.candidates[step.action_index] == step.action
+
+
+def test_manifest_lists_every_game_and_hashes_the_records(tiny_corpus: Path, tmp_path: Path) -> None:
+    manifest = CorpusManifest.load(tiny_corpus)
+    assert manifest.split == "train" and (manifest.seed_start, manifest.seed_end) == (TRAIN_SEED_START, TRAIN_SEED_START + 2)
+    assert [GameSpec.from_dict(g.spec).seed for g in manifest.games] == [TRAIN_SEED_START + i for i in range(3)]
+    assert all(g.spec["family"] == "tw-cooking" and g.spec["split"] == "train" and g.uuid for g in manifest.games)
+    assert manifest.prompt.history_len == DEFAULT_HISTORY_LEN
+    verify_records(tiny_corpus, manifest)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_corpus, copy)
+    lines = (copy / "records.jsonl").read_text().splitlines()
+    (copy / "records.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(PriorZeroInputError, match="SHA-256"):
+        verify_records(copy, manifest)
+
+
+def test_rebuilding_gives_the_same_bytes(tiny_corpus: Path, tmp_path: Path) -> None:
+    """Same plan, same records: rebuilt next to a copy of the games (generation is not repeated here;
+    the in-process build is checked against tw-make in test_in_process_build_is_tw_makes_game)."""
+    shutil.copytree(tiny_corpus / "games", tmp_path / "games")
+    manifest = CorpusManifest.load(tiny_corpus)
+    plan = CorpusPlan(split="train", num_games=3, family_weights={"tw-cooking": 1.0}, cooking_options=manifest.cooking_options)
+    again = build_corpus(tmp_path, plan, progress=False)
+    assert again.records_sha256 == manifest.records_sha256
+    assert (tmp_path / "records.jsonl").read_bytes() == (tiny_corpus / "records.jsonl").read_bytes()
+
+
+def test_evaluation_games_are_checked_against_the_manifest(
+    tiny_corpus: Path, tiny_test_corpus: Path, tw_game_path: Path
+) -> None:
+    corpus = CorpusManifest.load(tiny_corpus)
+    entry = corpus.built_games()[0]
+    with pytest.raises(PriorZeroInputError, match="is a corpus game"):
+        assert_not_in_corpus(GameSpec.from_dict(entry.spec), corpus)
+    with pytest.raises(PriorZeroInputError, match="is a corpus game"):
+        assert_not_in_corpus(tiny_corpus / "games" / f"{entry.id}.z8", corpus)
+    assert_not_in_corpus(tw_game_path, corpus)
+    assert_not_in_corpus(GameSpec("tw-cooking", seed=5, split="test", options=entry.spec["options"]), corpus)
+
+    test = CorpusManifest.load(tiny_test_corpus)
+    assert test.split == "test" and all(g.spec["seed"] < TRAIN_SEED_START for g in test.games)
+    assert all(g.uuid.startswith("tw-cooking-test-") for g in test.built_games())
+    assert_disjoint(test, corpus)
+    with pytest.raises(PriorZeroInputError, match="is a corpus game"):
+        assert_disjoint(corpus, corpus)
+
+
+def test_corpus_defaults_are_debug_yaml_prompt_settings() -> None:
+    prior = yaml.safe_load(DEBUG.read_text())["model"]["prior"]
+    assert prior["history_len"] == DEFAULT_HISTORY_LEN
+    assert prior["max_observation_chars"] == DEFAULT_MAX_OBSERVATION_CHARS
+    assert prior.get("use_chat_template", True)
+
+
+@pytest.mark.slow
+def test_in_process_build_is_tw_makes_game(tmp_path: Path) -> None:
+    """The corpus builds games in-process; they are the games tw-make builds from the same request."""
+    from priorzero_pl.envs.textworld_make import make_game
+
+    options = {"recipe": 1, "take": 1, "go": 1, "split": "test"}
+    inside = make_game(tmp_path / "inside", "tw-cooking", 11, in_process=True, **options)
+    outside = make_game(tmp_path / "outside", "tw-cooking", 11, **options)
+    meta = [json.loads(p.with_suffix(".json").read_text())["metadata"] for p in (inside, outside)]
+    assert meta[0]["uuid"] == meta[1]["uuid"]
+    assert meta[0]["walkthrough"] == meta[1]["walkthrough"]
+    with pytest.raises(PriorZeroInputError, match="invalid choice"):
+        make_game(tmp_path, "tw-simple", 11, in_process=True, rewards="lots")
