@@ -83,12 +83,15 @@ class Sizes:
     """Wall time per side for the prior throughput figure."""
 
     def __post_init__(self) -> None:
-        # last.ckpt must be the first fit's end; after the resume a round must fire and both of its
-        # objectives be applied (one queued minibatch per step: RFT's first, then PPO's).
-        if self.first_steps % self.llm_round_every or self.resumed_steps < self.first_steps + self.llm_round_every + 2:
+        # last.ckpt must be the first fit's end, and in each fit a round must fire and both of its
+        # objectives be applied: the module applies one queued minibatch per step, RFT queues one
+        # (its minibatch is larger than a round's rows) and PPO's follow, so the first PPO minibatch
+        # of a round at step r is applied at step r + 2.
+        every = self.llm_round_every
+        if self.first_steps % every or self.first_steps < every + 2 or self.resumed_steps < self.first_steps + every + 2:
             raise ValueError(
-                f"first_steps={self.first_steps} must be a multiple of llm_round_every={self.llm_round_every}, and "
-                f"resumed_steps={self.resumed_steps} at least first_steps + llm_round_every + 2"
+                f"first_steps={self.first_steps} must be a multiple of llm_round_every={every} and >= llm_round_every + 2, "
+                f"and resumed_steps={self.resumed_steps} >= first_steps + llm_round_every + 2"
             )
 
 
@@ -131,7 +134,7 @@ def overlay(run_dir: Path, sizes: Sizes, *, cpu: bool, max_steps: int) -> Path:
         "callbacks": [
             {"class_path": "callbacks.Checkpointing", "init_args": {"every_n_steps": every, "keep_last": 1}},
             {"class_path": "callbacks.GracefulFallback"},
-            {"class_path": "callbacks.RFT", "init_args": {"every_n_steps": every, "recent_episodes": 8, "top_fraction": 0.5, "minibatch_size": 8}},
+            {"class_path": "callbacks.RFT", "init_args": {"every_n_steps": every, "recent_episodes": 8, "top_fraction": 0.5, "minibatch_size": 512}},
             {"class_path": "callbacks.PPO", "init_args": {"every_n_steps": every, "recent_episodes": 8, "epochs": 1, "minibatch_size": 16}},
             {"class_path": "callbacks.VLLMWeightSync", "init_args": {"every_n_llm_updates": every}},
         ],
@@ -215,14 +218,15 @@ def run_fit(args: list[str], ckpt_path: Path | None = None) -> tuple[Any, Probe,
 
 
 def assert_llm_rounds_fired(log_dir: str, after_step: int) -> dict[str, int]:
-    """RFT and PPO each applied at least one queued minibatch after ``after_step`` (their losses
-    are logged only on the steps that apply one)."""
-    counts = {}
+    """RFT and PPO each applied a queued minibatch after ``after_step``: their losses are first
+    logged on a step that applies one (later steps may repeat the last value). Returns the first
+    logged step of each."""
+    first = {}
     for tag in ("llm/rft_loss", "llm/ppo_loss"):
-        steps = [step for step in logged_steps(log_dir, tag) if step > after_step]
+        steps = [step for step in logged_steps(log_dir, tag) if step >= after_step]
         assert steps, f"{tag} was never logged after step {after_step} in {log_dir}: the round did not fire"
-        counts[tag] = len(steps)
-    return counts
+        first[tag] = min(steps)
+    return first
 
 
 def fits(check: Check, work: Path, game: Path, sizes: Sizes, *, cpu: bool) -> None:
