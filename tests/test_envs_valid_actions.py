@@ -192,14 +192,16 @@ def test_search_job_merges_in_candidate_order_whatever_the_schedule() -> None:
 
 
 def test_two_object_candidates_wait_for_the_others_and_active_objects_go_first() -> None:
-    candidates = ["take key", "take gate", "open gate with key", "lock key with gate", "tie gate to wall", "wait"]
-    objects = [("key",), ("gate",), ("gate", "key"), ("key", "gate"), ("gate", "wall"), ()]
+    candidates = ["take key", "take gate", "open gate with key", "lock key with gate", "tie gate to wall", "wait",
+                  "tie key to gate", "put key in gate"]
+    objects = [("key",), ("gate",), ("gate", "key"), ("key", "gate"), ("gate", "wall"), (), ("key", "gate"), ("key", "gate")]
     job = _job(candidates, objects, chunk_size=10)
     assert list(job.pending) == [[5, 0, 1]]
     job.take()
     assert not job.pending and not job.complete
     job.record([(0, b"key taken")])  # the key is takeable: "active"; the gate and the wall are not
-    assert list(job.pending) == [[3, 2, 4]]
+    # Active key first (the common verb "put" before "tie" before "lock"), then active gate, then neither.
+    assert list(job.pending) == [[7, 6, 3, 2, 4]]
 
 
 def test_search_job_splits_a_hung_chunk_and_drops_a_repeat_offender() -> None:

@@ -35,7 +35,8 @@ class SearchJob:
     The order only matters to a search cut short by its deadline, which should have the likeliest
     actions by then: candidates with at most one object go first (a tenth of the work, most of the
     valid actions); the two-object ones (nine tenths) are queued once those are done, those whose
-    objects took part in a valid one-object action first ("active": carried, takeable, usable).
+    objects took part in a valid one-object action first ("active": carried, takeable, usable),
+    and among equals those whose verb players use most (Jericho's ClubFloyd verb counts).
     """
 
     key: str
@@ -101,9 +102,9 @@ class SearchJob:
             return
         active = {self.objects[i][0] for i in self.valid if len(self.objects[i]) == 1}
 
-        def rank(index: int) -> tuple[int, int]:
+        def rank(index: int) -> tuple[int, int, int]:
             first, second = self.objects[index][:2]
-            return 2 * (first not in active) + (second not in active), index
+            return 2 * (first not in active) + (second not in active), -verb_usage_count(self.candidates[index]), index
 
         self.pending.extend(self._chunks(sorted(self._pairs, key=rank)))
         self._pairs = []
