@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from callbacks.checkpointing import atomic_save_checkpoint
+from callbacks.checkpointing import Checkpointing, atomic_save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,13 @@ class GracefulFallback(Callback):
 
     When the fit raises, Lightning calls ``on_exception`` but none of the ``teardown`` hooks, so
     worker processes and inference engines would outlive the run. Then it saves
-    ``<default_root_dir>/emergency.ckpt`` (atomically; single process, or on SIGTERM which every
-    rank receives: a collective save after a one-rank failure would hang), and runs the
+    ``<default_root_dir>/emergency-step<global_step, 5 digits>.ckpt`` (atomically; single process,
+    or on SIGTERM which every rank receives: a collective save after a one-rank failure would
+    hang). The step in the name means a later failure never replaces an emergency checkpoint
+    that holds more training. None is written when there is nothing new to keep: a fit that
+    never took a step (it failed while starting, or before a checkpoint was restored), or one
+    whose :class:`~callbacks.Checkpointing` ``last.ckpt`` holds (or is about to hold) the
+    current step, as on every SIGTERM. Then it runs the
     datamodule's and the module's ``teardown("fit")`` (which close the env pool and the prior).
     Each step runs even when an earlier one raised; failures are logged, not raised, so the
     original exception stays the one the user sees.
@@ -69,8 +74,8 @@ class GracefulFallback(Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         steps: list[tuple[str, Callable[[], None]]] = []
-        if trainer.world_size == 1 or isinstance(exception, SIGTERMException):
-            path = Path(trainer.default_root_dir) / "emergency.ckpt"
+        if (trainer.world_size == 1 or isinstance(exception, SIGTERMException)) and self._has_new_training(trainer, exception):
+            path = emergency_path(trainer.default_root_dir, trainer.global_step)
             steps.append((f"save emergency checkpoint {path}", lambda: atomic_save_checkpoint(trainer, path)))
         if trainer.datamodule is not None:
             steps.append(("datamodule teardown (env pool)", lambda: trainer.datamodule.teardown("fit")))
@@ -80,3 +85,18 @@ class GracefulFallback(Callback):
                 step()
             except Exception:  # noqa: BLE001 - cleanup must go on; the error is logged with its traceback
                 log.exception("cleanup step failed: %s", name)
+
+    @staticmethod
+    def _has_new_training(trainer: L.Trainer, exception: BaseException) -> bool:
+        """Whether the current step is kept nowhere else (see the class docstring)."""
+        if trainer.global_step == 0:
+            return False
+        return not any(
+            isinstance(callback, Checkpointing) and callback.will_hold_step(trainer, exception)
+            for callback in trainer.checkpoint_callbacks
+        )
+
+
+def emergency_path(root: str | Path, step: int) -> Path:
+    """``<root>/emergency-step00028.ckpt``: one file per step, so none replaces another."""
+    return Path(root) / f"emergency-step{step:05d}.ckpt"

@@ -24,6 +24,9 @@ import lightning as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from callbacks import Checkpointing, GracefulFallback
 
 from priorzero_pl.buffer import ReplayConfig
 from priorzero_pl.cli import build_cli, main
@@ -35,6 +38,7 @@ from priorzero_pl.models import WorldModelConfig
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
+from tests.test_callbacks_unit import TinyModule, tiny_trainer
 from tests.test_fit import DEBUG, ROOT, tiny_args
 
 PROCESS_TIMEOUT_S = 120
@@ -377,3 +381,43 @@ def test_two_real_fits_in_one_folder(tmp_path: Path, tiny_lm_path: Path, tw_game
         first.wait(PROCESS_TIMEOUT_S)
     assert second.returncode == 2, second.stderr[-2000:]
     assert f"is in use by another fit (pid {first.pid} on " in second.stderr
+
+
+# ------------------------------------------------------------------ emergency checkpoints
+
+
+def _crash_at(step: int) -> Callable[[Any], None]:
+    def crash(module: Any) -> None:
+        if module.global_step == step:
+            raise RuntimeError(f"boom at step {step}")
+
+    return crash
+
+
+def test_later_failure_keeps_the_emergency_checkpoint_with_more_training(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="step 5"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(5)))
+    with pytest.raises(RuntimeError, match="step 2"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(2)))
+    emergencies = sorted(p.name for p in tmp_path.glob("emergency*.ckpt"))
+    assert emergencies == ["emergency-step00002.ckpt", "emergency-step00005.ckpt"]
+    assert torch.load(tmp_path / "emergency-step00005.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_fit_that_never_trained_writes_no_emergency_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="step 0"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(0)))
+    assert not list(tmp_path.glob("emergency*.ckpt"))
+
+
+def test_sigterm_writes_no_emergency_copy_of_last_ckpt(tmp_path: Path) -> None:
+    def terminate_at_step_3(module: Any) -> None:
+        if module.global_step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SIGTERMException):
+        tiny_trainer(tmp_path, [Checkpointing(every_n_steps=100), GracefulFallback()], max_steps=10).fit(
+            TinyModule(terminate_at_step_3)
+        )
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert not list(tmp_path.glob("emergency*.ckpt"))
