@@ -28,9 +28,10 @@ class GracefulFallback(Callback):
     (``failures/<backend>`` and ``fallbacks`` of ``pl_module.prior.metrics()``), the collection rounds that
     failed (``collector_failures``), the env worker restarts (``env_restarts``) and the steps
     skipped for a NaN or inf loss (``nonfinite_loss``; ``max_nonfinite_losses`` of them in a row
-    stop the fit with a ``RuntimeError`` that says so: the weights are those of the last good step). The first time
-    a failure counter becomes non-zero it warns once (rank zero), naming it, so a run that quietly
-    dropped from vLLM to HF scoring, or keeps restarting games, says so in the console.
+    stop the fit with a ``RuntimeError`` that says so: the weights are those of the last good
+    step). The first time a failure counter becomes non-zero it warns once (rank zero), naming
+    it, so a run that quietly dropped from vLLM to HF scoring, or keeps restarting games, says so
+    in the console.
 
     When the fit raises, Lightning calls ``on_exception`` but none of the ``teardown`` hooks, so
     worker processes and inference engines would outlive the run. Then it saves
