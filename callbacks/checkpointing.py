@@ -92,10 +92,12 @@ class Checkpointing(Checkpoint):
     With ``save_on_signal``, a SIGTERM (preemption, ``scancel``) or SIGINT (Ctrl+C) makes the next
     ``on_train_batch_end`` save and stop the fit. SIGTERM is Lightning's own: its handler sets
     ``trainer.received_sigterm`` and the loop raises ``SIGTERMException`` right after the batch,
-    so the save happens here first (or in ``on_exception`` if the signal came after this hook).
-    For SIGINT this callback installs a handler at fit start that only sets a flag, so Ctrl+C
-    ends in a checkpoint and a clean stop instead of a ``KeyboardInterrupt``; a second Ctrl+C
-    falls through to the previous handler. The previous SIGINT handler comes back at the end.
+    so the save happens here first (or in ``on_exception`` if the signal came after this hook,
+    e.g. during the warm-up, before any batch). For SIGINT this callback installs a handler at
+    fit start that sets ``trainer.should_stop``, so Ctrl+C ends in a checkpoint and a clean stop
+    instead of a ``KeyboardInterrupt``; a second Ctrl+C falls through to the previous handler.
+    The previous SIGINT handler comes back at the end. Both flags live on the trainer, where the
+    data module's collection loop reads them between env steps.
 
     What is saved is ``trainer.save_checkpoint``'s content (module, optimizer, loop counters,
     ``datamodule.state_dict()`` with every rank's replay buffer and episodes in progress) plus, in
@@ -123,6 +125,7 @@ class Checkpointing(Checkpoint):
         self.keep_last = keep_last
         self.save_on_signal = save_on_signal
         self._signalled = False
+        self._trainer: L.Trainer | None = None
         self._previous_sigint: Any = None
         self._saved_step = -1
 
@@ -133,9 +136,23 @@ class Checkpointing(Checkpoint):
     def directory(self, trainer: L.Trainer) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else Path(trainer.default_root_dir) / "checkpoints"
 
+    @property
+    def saved_step(self) -> int:
+        """The ``global_step`` that ``last.ckpt`` holds from this fit (-1 before the first save)."""
+        return self._saved_step
+
+    def will_hold_step(self, trainer: L.Trainer, exception: BaseException) -> bool:
+        """True when ``last.ckpt`` holds ``trainer.global_step`` once this callback's
+        ``on_exception`` ran: already saved, or about to be (a SIGTERM with ``save_on_signal``).
+        Lightning runs the ``Checkpoint`` callbacks' hooks after the others', so another callback
+        asks this before the save happens."""
+        stopping = isinstance(exception, SIGTERMException) and self.save_on_signal
+        return self._saved_step == trainer.global_step or stopping
+
     # ------------------------------------------------------------------ signals
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._signalled = False
+        self._trainer = trainer
         # signal.signal only works in the main thread; elsewhere Ctrl+C keeps its default.
         if self.save_on_signal and threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
@@ -146,8 +163,11 @@ class Checkpointing(Checkpoint):
             signal.raise_signal(signum)
             return
         self._signalled = True
+        if self._trainer is not None:
+            self._trainer.should_stop = True
 
     def _restore_handlers(self) -> None:
+        self._trainer = None
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None

@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.collector import collect
@@ -218,16 +219,28 @@ class PriorZeroDataModule(L.LightningDataModule):
         batch["world_model"] = self.buffer.sample(self.batch_size)
         return batch
 
+    def stop_requested(self) -> bool:
+        """Whether the fit was told to stop: Lightning's SIGTERM flag (``trainer.received_sigterm``)
+        or ``trainer.should_stop`` (set by ``callbacks.Checkpointing`` on Ctrl+C, or by any
+        callback ending the fit). Collection asks it between env steps."""
+        trainer = self.trainer
+        return trainer is not None and (trainer.received_sigterm or trainer.should_stop)
+
     def collect_round(self) -> dict[str, float]:
         """Collect one round (the whole warm-up the first time). A round that raises is logged,
         counted and skipped (its games are restarted); ``max_consecutive_failures`` in a row stop
-        the run with the cause."""
+        the run with the cause.
+
+        A stop request (:meth:`stop_requested`) ends the round at the next env step. With a batch
+        to sample the loop takes one more step and stops there (with a checkpoint); before the
+        buffer holds anything, a SIGTERM raises ``SIGTERMException`` (``callbacks.Checkpointing``
+        saves the warm-up's episodes on it) and a Ctrl+C ``KeyboardInterrupt``."""
         module = self.trainer.lightning_module
         target = self.collect_steps if self.buffer.num_steps >= max(self.warmup_steps, 1) else max(self.warmup_steps, 1)
         while True:
             try:
                 agent = module.acting_agent("collect", temperature=self.temperature())
-                stats = collect(self._ensure_rollout(), agent, self.rng, self.buffer, target)
+                stats = collect(self._ensure_rollout(), agent, self.rng, self.buffer, target, self.stop_requested)
             except Exception as err:  # noqa: BLE001 - any collection failure is survivable up to the limit
                 self.collector_failures += 1
                 self.consecutive_failures += 1
@@ -245,6 +258,8 @@ class PriorZeroDataModule(L.LightningDataModule):
             self.episodes += len(stats.episode_returns)
             if self.buffer.num_steps > 0:
                 break
+            if self.stop_requested():
+                raise SIGTERMException() if self.trainer.received_sigterm else KeyboardInterrupt()
         metrics = stats.metrics()
         metrics.update(
             env_steps=float(self.env_steps),

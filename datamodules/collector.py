@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -51,11 +52,23 @@ class CollectStats:
         return out
 
 
-def collect(rollout: Rollout, agent: Agent, rng: np.random.Generator, buffer: ReplayBuffer, num_steps: int) -> CollectStats:
+def collect(
+    rollout: Rollout,
+    agent: Agent,
+    rng: np.random.Generator,
+    buffer: ReplayBuffer,
+    num_steps: int,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> CollectStats:
     """Play at least ``num_steps`` env steps (summed over games); every episode that ends goes to
-    ``buffer`` whole, so that n-step targets never see a half-written one."""
+    ``buffer`` whole, so that n-step targets never see a half-written one.
+
+    ``stop_requested`` is asked before every env step: when it says True the round ends there
+    (fewer steps), so that a stop signal is acted on within one step, not one round (a warm-up
+    round can take minutes). The episodes in progress stay in ``rollout``, where a checkpoint
+    keeps them."""
     stats = CollectStats()
-    while stats.env_steps < num_steps:
+    while stats.env_steps < num_steps and not stop_requested():
         step = rollout.step(agent, rng)
         stats.add(step)
         for _, segment in step.finished:

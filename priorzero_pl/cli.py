@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from priorzero_pl.data_args import check_data_args
 from priorzero_pl.errors import PriorZeroInputError
@@ -21,6 +22,10 @@ from priorzero_pl.resume import check_ckpt_path, restore_given
 from priorzero_pl.run_lock import RunLock
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SIGTERM_EXIT_CODE = 128 + 15
+"""Exit code of a fit stopped by SIGTERM after its checkpoint was written (the shell's code for a
+SIGTERM death), so that a requeue wrapper can tell a preempted run from a finished one (0)."""
 
 
 class PriorZeroCLI(LightningCLI):
@@ -83,7 +88,9 @@ def build_cli(args: Sequence[str] | None = None, *, run: bool = True) -> PriorZe
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Console entry point. Bad input ends with one line on stderr (then any detail) and exit code 2."""
+    """Console entry point. Bad input ends with one line on stderr (then any detail) and exit code
+    2; a fit stopped by SIGTERM ends with one line naming the checkpoint to resume from and exit
+    code 143 (:data:`SIGTERM_EXIT_CODE`), once the checkpoint callbacks have written it."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
         if argv and argv[0] == "demo":
@@ -104,6 +111,13 @@ def main(args: Sequence[str] | None = None) -> None:
         _exit_with(describe_parser_error(str(err)))
     except PriorZeroInputError as err:
         _exit_with(err)
+    except SIGTERMException:
+        print(
+            "priorzero: stopped by SIGTERM; resume with the same command and "
+            "--ckpt_path <default_root_dir>/checkpoints/last.ckpt",
+            file=sys.stderr,
+        )
+        raise SystemExit(SIGTERM_EXIT_CODE) from None
 
 
 def _exit_with(err: PriorZeroInputError) -> None:

@@ -86,6 +86,10 @@ class PriorZeroModule(L.LightningModule):
         # (objective name, batch); a batch restored from a checkpoint is its state dict until used.
         self._llm_queue: deque[tuple[str, CandidateBatch | dict[str, Any]]] = deque()
         self._warned_unknown_objectives: set[str] = set()
+        self.nonfinite_losses = 0
+        """Training steps skipped because the loss was NaN or inf (``callbacks.GracefulFallback``
+        logs it as ``fallback/nonfinite_loss`` and stops the fit after too many in a row)."""
+        self.consecutive_nonfinite_losses = 0
         self.eval_score = MeanMetric()
         self.eval_normalized_score = MeanMetric()
         self.eval_episode_length = MeanMetric()
@@ -169,16 +173,29 @@ class PriorZeroModule(L.LightningModule):
         return len(self._llm_queue)
 
     # ------------------------------------------------------------- training
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """The world model's loss plus the LLM's; ``None`` (the step is skipped) when it is NaN or inf.
+
+        ``None`` is Lightning's own "skip this batch" under automatic optimization: no backward,
+        the gradients stay cleared, so the optimizer changes no weight and no moment (zeroing the
+        gradients instead would still move the weights by AdamW's momentum and weight decay). The
+        decision is reduced over ranks, so that all skip together (DDP's backward is collective)."""
         wm_batch: WorldModelBatch = batch["world_model"]
         loss, terms, priorities = self.world_model.loss(wm_batch)
+        llm_loss = self._llm_losses(wm_batch)
+        if llm_loss is not None:
+            loss = loss + llm_loss
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach()).all()), all=True):
+            self.nonfinite_losses += 1
+            self.consecutive_nonfinite_losses += 1
+            rank_zero_warn(f"step {self.global_step}: the loss is {loss.item()}; the step is skipped (no weight changes)")
+            return None
+        self.consecutive_nonfinite_losses = 0
+        # After the check: a NaN loss's priorities would be NaN, and poison the sampler.
         if getattr(self.trainer.datamodule, "buffer", None) is not None and self.trainer.datamodule.buffer.config.prioritized:
             self.trainer.datamodule.buffer.update_priorities(wm_batch.indices.cpu(), priorities.cpu())
         bs = len(wm_batch.observations)
         self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
-        llm_loss = self._llm_losses(wm_batch)
-        if llm_loss is not None:
-            loss = loss + llm_loss
         if "collect" in batch:
             self.log_dict({f"collect/{k}": float(v) for k, v in batch["collect"].items()}, batch_size=1)
         if self.prior is not None:

@@ -499,7 +499,7 @@ def test_graceful_fallback_runs_every_cleanup_step_when_others_fail(tmp_path: Pa
         done.append(f"datamodule {stage}")
         raise RuntimeError("env pool already dead")
 
-    trainer = fake_trainer(1, save_checkpoint=save_checkpoint, default_root_dir=str(tmp_path))
+    trainer = fake_trainer(1, save_checkpoint=save_checkpoint, default_root_dir=str(tmp_path), checkpoint_callbacks=[])
     trainer.datamodule = SimpleNamespace(teardown=datamodule_teardown)
     module = SimpleNamespace(teardown=lambda stage: done.append(f"module {stage}"))
     GracefulFallback().on_exception(trainer, module, RuntimeError("boom"))
@@ -515,7 +515,7 @@ def test_graceful_fallback_saves_an_emergency_checkpoint_in_a_real_fit(tmp_path:
 
     with pytest.raises(RuntimeError, match="boom"):
         tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(crash_at_step_2))
-    assert torch.load(tmp_path / "emergency.ckpt", weights_only=True)["global_step"] == 2
+    assert torch.load(tmp_path / "emergency-step00002.ckpt", weights_only=True)["global_step"] == 2
 
 
 # ----------------------------------------------------------------------------- evaluation / transcripts

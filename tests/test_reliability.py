@@ -7,6 +7,7 @@ or entering ``Trainer.fit`` fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -24,6 +25,9 @@ import lightning as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from callbacks import Checkpointing, GracefulFallback
 
 from priorzero_pl.buffer import ReplayConfig
 from priorzero_pl.cli import build_cli, main
@@ -35,6 +39,7 @@ from priorzero_pl.models import WorldModelConfig
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
+from tests.test_callbacks_unit import TinyModule, tiny_trainer
 from tests.test_fit import DEBUG, ROOT, tiny_args
 
 PROCESS_TIMEOUT_S = 120
@@ -377,3 +382,132 @@ def test_two_real_fits_in_one_folder(tmp_path: Path, tiny_lm_path: Path, tw_game
         first.wait(PROCESS_TIMEOUT_S)
     assert second.returncode == 2, second.stderr[-2000:]
     assert f"is in use by another fit (pid {first.pid} on " in second.stderr
+
+
+# ------------------------------------------------------------------ emergency checkpoints
+
+
+def _crash_at(step: int) -> Callable[[Any], None]:
+    def crash(module: Any) -> None:
+        if module.global_step == step:
+            raise RuntimeError(f"boom at step {step}")
+
+    return crash
+
+
+def test_later_failure_keeps_the_emergency_checkpoint_with_more_training(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="step 5"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(5)))
+    with pytest.raises(RuntimeError, match="step 2"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(2)))
+    emergencies = sorted(p.name for p in tmp_path.glob("emergency*.ckpt"))
+    assert emergencies == ["emergency-step00002.ckpt", "emergency-step00005.ckpt"]
+    assert torch.load(tmp_path / "emergency-step00005.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_fit_that_never_trained_writes_no_emergency_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="step 0"):
+        tiny_trainer(tmp_path, [GracefulFallback()], max_steps=10).fit(TinyModule(_crash_at(0)))
+    assert not list(tmp_path.glob("emergency*.ckpt"))
+
+
+def test_sigterm_writes_no_emergency_copy_of_last_ckpt(tmp_path: Path) -> None:
+    def terminate_at_step_3(module: Any) -> None:
+        if module.global_step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SIGTERMException):
+        tiny_trainer(tmp_path, [Checkpointing(every_n_steps=100), GracefulFallback()], max_steps=10).fit(
+            TinyModule(terminate_at_step_3)
+        )
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert not list(tmp_path.glob("emergency*.ckpt"))
+
+
+# ------------------------------------------------------------------ preemption (SIGTERM)
+
+
+def _env_workers_of(pid: int) -> list[int]:
+    """Process ids of the env pool workers that ``pid`` started (their command names the module)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and b"priorzero_pl.envs.pool_worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the env workers through /proc")
+def test_sigterm_during_warmup_saves_and_exits_143(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
+    """A warm-up of 100 000 env steps would run for an hour: the signal must end it at the next
+    env step, write ``last.ckpt`` (step 0, with the data module's state) and exit 143, not 0."""
+    args = [sys.executable, "-m", "priorzero_pl", "fit", *tiny_args(tmp_path, tiny_lm_path, tw_game_path),
+            "--data.warmup_steps=100000", "--data.max_episode_steps=50"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "fit.log"
+    with log.open("wb") as out:
+        fit = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while not _env_workers_of(fit.pid):  # collection has begun
+            if fit.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the fit did not start collecting (exit code {fit.poll()}): {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        time.sleep(5.0)  # into the warm-up (its env steps, once the workers are up)
+        fit.send_signal(signal.SIGTERM)
+        code = fit.wait(PROCESS_TIMEOUT_S)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(fit.pid, signal.SIGKILL)  # its env workers too, whatever happened
+        fit.wait(PROCESS_TIMEOUT_S)
+    output = log.read_text()
+    assert code == 143, output[-3000:]
+    assert "stopped by SIGTERM; resume with the same command and --ckpt_path" in output
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 0
+    assert len(last["PriorZeroDataModule"]["ranks"]) == 1
+    assert not list(tmp_path.glob("emergency*.ckpt"))
+
+
+# ------------------------------------------------------------------ NaN / inf in the loss
+
+
+def test_nonfinite_loss_is_skipped_counted_and_stops_the_fit_after_three_in_a_row(
+    tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN at step 1 (skipped, training goes on), then from step 3 on: the third in a row stops
+    the fit, and no weight ever saw a NaN."""
+    from priorzero_pl.models import WorldModel
+
+    real_loss = WorldModel.loss
+    poisoned_steps = {1, 3, 4, 5, 6, 7}
+    seen: dict[str, Any] = {}
+
+    def loss(self: WorldModel, batch: Any) -> Any:
+        total, terms, priorities = real_loss(self, batch)
+        module = seen["module"]
+        if module.global_step in poisoned_steps:
+            total = total * math.nan
+        return total, terms, priorities
+
+    monkeypatch.setattr(WorldModel, "loss", loss)
+    cli = build_cli(tiny_args(tmp_path, tiny_lm_path, tw_game_path, max_steps=20), run=False)
+    seen["module"] = cli.model
+    with pytest.raises(RuntimeError, match=r"NaN or inf for 3 steps in a row \(GracefulFallback.max_nonfinite_losses=3\)"):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.model.nonfinite_losses == 4  # steps 1, 3, 4, 5
+    assert cli.trainer.global_step == 6
+    assert GracefulFallback.health(cli.trainer, cli.model)["nonfinite_loss"] == 4.0  # what is logged
+    assert all(torch.isfinite(p).all() for p in cli.model.parameters())
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5])
+def test_bad_max_nonfinite_losses_is_refused_naming_the_field(value: Any) -> None:
+    with pytest.raises(PriorZeroInputError, match=f"GracefulFallback.max_nonfinite_losses must be an int >= 1, got {value!r}"):
+        GracefulFallback(max_nonfinite_losses=value)
