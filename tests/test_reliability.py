@@ -162,8 +162,10 @@ def test_negative_valid_actions_timeout_is_refused_before_anything_starts(
 def test_prior_weight_schedule_without_mixture_is_refused_not_ignored(
     tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path, capsys: pytest.CaptureFixture[str], nothing_starts: None
 ) -> None:
-    args = tiny_args(tmp_path, tiny_lm_path, tw_game_path)  # debug.yaml sets a schedule
-    lines = refusal(capsys, ["fit", *args, "--model.mcts.prior_mode=replace"])
+    args = tiny_args(tmp_path, tiny_lm_path, tw_game_path)
+    overlay = tmp_path / "schedule.yaml"
+    overlay.write_text("model:\n  prior_weight_schedule: {kind: linear, start: 0.5, end: 0.1, steps: 10}\n")
+    lines = refusal(capsys, ["fit", *args, f"--config={overlay}", "--model.mcts.prior_mode=replace"])
     assert "model.prior_weight_schedule is set but model.mcts.prior_mode='replace'" in lines[0]
 
 
