@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -19,6 +19,7 @@ from priorzero_pl.envs import EnvPool, resolve_game
 from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 from priorzero_pl.rollout import Rollout
+from priorzero_pl.threads import ThreadBudget, apply_thread_budget, plan_thread_budget
 
 _BUFFER_STREAM, _ACTING_STREAM = 0, 1
 """Seed entropy ``[data.seed, rank, stream]``: each rank's replay sampler and acting generator are
@@ -93,6 +94,9 @@ class PriorZeroDataModule(L.LightningDataModule):
             of rank ``r`` use ``[seed, r, stream]``).
         allow_unverified_game: train on a story file that fails its checksum or that Jericho does
             not recognise (its score is then off, so reward 0), with one logged warning.
+        learner_threads: the learner's torch threads. None (default): the cores each rank has
+            left after its ``num_envs`` env workers, at least one (:mod:`priorzero_pl.threads`);
+            0: torch's default of one per core.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class PriorZeroDataModule(L.LightningDataModule):
         valid_actions_timeout: float = 5.0,
         seed: int = 0,
         allow_unverified_game: bool = False,
+        learner_threads: int | None = None,
     ) -> None:
         check_data_args(
             game=game, games_dir=games_dir, num_envs=num_envs, max_episode_steps=max_episode_steps,
@@ -122,6 +127,7 @@ class PriorZeroDataModule(L.LightningDataModule):
             temperature_end=temperature_end, temperature_decay_steps=temperature_decay_steps,
             max_consecutive_failures=max_consecutive_failures, eval_episodes=eval_episodes,
             valid_actions_timeout=valid_actions_timeout, seed=seed, allow_unverified_game=allow_unverified_game,
+            learner_threads=learner_threads,
         )
         super().__init__()
         self.save_hyperparameters()
@@ -136,6 +142,9 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.eval_episodes = eval_episodes
         self.valid_actions_timeout = valid_actions_timeout
         self.seed = seed
+        self.learner_threads = learner_threads
+        self.thread_budget: ThreadBudget | None = None
+        """The budget this rank applied at set-up (logged once)."""
         self.buffer = ReplayBuffer.from_config(replay, seed=[seed, 0, _BUFFER_STREAM])
         self.rng = np.random.default_rng([seed, 0, _ACTING_STREAM])
         """The acting generator (root noise, action sampling, tie-breaking) of this rank."""
@@ -169,6 +178,15 @@ class PriorZeroDataModule(L.LightningDataModule):
             self.buffer.reseed([self.seed, rank, _BUFFER_STREAM])
             self.rng = np.random.default_rng([self.seed, rank, _ACTING_STREAM])
             self.env_seed = self.seed + 1000 * rank
+        if self.thread_budget is None:
+            self.thread_budget = plan_thread_budget(
+                self.learner_threads, env_workers=self.num_envs, processes_per_node=self._processes_per_node()
+            )
+            apply_thread_budget(self.thread_budget)
+            rank_zero_info(self.thread_budget.describe())
+
+    def _processes_per_node(self) -> int:
+        return max(1, int(getattr(self.trainer, "num_devices", 1) or 1))
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self.trainer is not None else 0

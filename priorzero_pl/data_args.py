@@ -17,6 +17,7 @@ from priorzero_pl.buffer import ReplayConfig
 from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.envs.game_files import check_story, resolve_game
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.threads import plan_thread_budget
 
 
 def check_data_args(
@@ -38,6 +39,7 @@ def check_data_args(
     valid_actions_timeout: float = 5.0,
     seed: int = 0,
     allow_unverified_game: bool = False,
+    learner_threads: int | None = None,
 ) -> None:
     """Raise :class:`PriorZeroInputError` naming ``data.<key>``, its value and the fix, for the
     first bad argument of ``PriorZeroDataModule`` (same names, same defaults).
@@ -62,6 +64,7 @@ def check_data_args(
     require_number("data.valid_actions_timeout", valid_actions_timeout, above=0)
     # Env i of rank r plays seed + 1000 * r + i, and a game seed must be >= 0.
     require_int("data.seed", seed, minimum=0)
+    plan_thread_budget(learner_threads, env_workers=num_envs)  # raises on a bad learner_threads
     if isinstance(replay, Mapping):
         ReplayConfig(**replay)  # its __post_init__ checks every field
     if games_dir is not None and not Path(games_dir).expanduser().is_dir():

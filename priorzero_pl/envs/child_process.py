@@ -21,6 +21,14 @@ from typing import Sequence
 import priorzero_pl
 
 _PACKAGE_ROOT = str(Path(priorzero_pl.__file__).resolve().parents[1])
+CHILD_THREAD_ENVIRONMENT = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+"""Set in every child's environment: OpenMP (torch's intra-op pool reads it at start), MKL, OpenBLAS
+and numexpr then start one thread each (:mod:`priorzero_pl.threads` says why)."""
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -37,13 +45,15 @@ class ChildProcess:
 
     Children get ``PYTHONHASHSEED=0`` so that anything ordered by string hashing inside them (Jericho
     iterates sets of object names) comes out the same in every process and every run, and the
-    parent's package root on ``PYTHONPATH`` so they import the same code as the parent.
+    parent's package root on ``PYTHONPATH`` so they import the same code as the parent. They start
+    single-threaded (:data:`CHILD_THREAD_ENVIRONMENT`): their cores belong to the thread budget,
+    not to OpenMP pools spinning beside the learner.
     """
 
     def __init__(self, module: str, args: Sequence[str] = ()) -> None:
         parent_end, child_end = multiprocessing.Pipe()
         python_path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p)
-        environment = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=python_path)
+        environment = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=python_path, **CHILD_THREAD_ENVIRONMENT)
         fd = child_end.fileno()
         self._process = subprocess.Popen(
             [sys.executable, "-m", module, str(fd), *args],
