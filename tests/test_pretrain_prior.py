@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import LlamaForCausalLM
@@ -149,8 +150,36 @@ def test_prior_only_and_random_play(tiny_test_corpus: Path, tiny_lm_path: Path) 
     game = next((tiny_test_corpus / "games").glob("*.z8"))
     assert play_random(game, max_steps=10, episodes=3, seed=1) == play_random(game, max_steps=10, episodes=3, seed=1)
     model, tokenizer = load_llm(tiny_lm_path)
-    score = play_prior_only(model, tokenizer, game, PromptBuilder(tokenizer, history_len=2), length_normalise=True, max_steps=5)
+    builder = PromptBuilder(tokenizer, history_len=2)
+    score = play_prior_only(model, tokenizer, game, builder, length_normalise=True, max_steps=5)
     assert 0.0 <= score <= 1.0
+    sampled = [
+        play_prior_only(model, tokenizer, game, builder, length_normalise=True, max_steps=5, rng=np.random.default_rng(s), episodes=2)
+        for s in (3, 3)
+    ]
+    assert sampled[0] == sampled[1] and 0.0 <= sampled[0] <= 1.0
+
+
+def test_sampled_prior_play_follows_the_prior(tiny_test_corpus: Path, tiny_lm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prior that puts (almost) all its mass on the walkthrough action plays the walkthrough when
+    sampled, to the full score."""
+    from priorzero_pl.envs import TextGame
+    from priorzero_pl.pretraining import prior_play
+
+    game = next((tiny_test_corpus / "games").glob("*.z8"))
+    with TextGame(game, max_steps=100) as probe:
+        walkthrough = iter(probe.walkthrough() or [])
+    model, tokenizer = load_llm(tiny_lm_path)
+
+    def walkthrough_prior(model, tokenizer, prompts, candidates, length_normalise):  # noqa: ANN001
+        target = next(walkthrough)
+        return [torch.tensor([50.0 if c == target else 0.0 for c in candidates[0]])]
+
+    monkeypatch.setattr(prior_play, "candidate_logprobs", walkthrough_prior)
+    score = play_prior_only(
+        model, tokenizer, game, PromptBuilder(tokenizer), length_normalise=True, max_steps=100, rng=np.random.default_rng(0)
+    )
+    assert score == 1.0
 
 
 def test_embedded_is_the_shipped_pretrained_prior() -> None:
