@@ -43,11 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import lightning as L
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from priorzero_pl.assets.embedded import cache_root, embedded_llm  # noqa: E402
 from priorzero_pl.cli import build_cli  # noqa: E402

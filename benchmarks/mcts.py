@@ -1,5 +1,5 @@
 """Simulations per second of the batched search against the plain per-node reference
-(``mcts_reference.py``), with models that do no real work, so the figures measure tree
+(``tests/references/mcts.py``), with models that do no real work, so the figures measure tree
 bookkeeping (and the per-call overhead of a model, which the batched search pays once per
 simulation and the reference once per node).
 
@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from mcts_reference import reference_search  # noqa: E402
+# The repository root, so that a plain ``python benchmarks/mcts.py`` finds the tests' reference.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from priorzero_pl.mcts import MCTSConfig, ModelOutput, run_search  # noqa: E402
+from tests.references.mcts import reference_search  # noqa: E402
 
 BATCH_SIZES = (1, 8, 64)
 NUM_SIMULATIONS = 50

@@ -14,18 +14,23 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from priorzero_pl.assets.tiny_lm import build_tiny_lm
-from priorzero_pl.models.llm import load_llm
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs
-from priorzero_pl.prior.tokenization import encode_candidates
+# The repository root, so that a plain ``python benchmarks/prior.py`` finds the tests' reference.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from priorzero_pl.assets.tiny_lm import build_tiny_lm  # noqa: E402
+from priorzero_pl.models.llm import load_llm  # noqa: E402
+from priorzero_pl.prior.candidate_scoring import candidate_logprobs  # noqa: E402
+from priorzero_pl.prior.tokenization import encode_candidates  # noqa: E402
+from tests.references.prior_scoring import naive_candidate_logprobs  # noqa: E402
 
 PROMPT_TOKENS = 200
 NUM_CANDIDATES = 20
@@ -36,20 +41,6 @@ MAX_SECONDS = 40.0
 VERBS = ("take", "drop", "open", "close", "examine", "read", "push", "pull", "light", "unlock", "put")
 OBJECTS = ("lamp", "mailbox", "sword", "rug", "egg", "rope", "bottle", "chest", "book", "candle", "trap door")
 SUFFIXES = ("", " now", " with the key", " on the table", " in the trophy case", " carefully")
-
-
-def naive_scores(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, candidates: Sequence[str]
-) -> torch.Tensor:
-    """Reference: every candidate re-reads the whole prompt in its own forward pass."""
-    tokens = encode_candidates(tokenizer, prompt, candidates)
-    start = len(tokens.prefix)
-    scores = []
-    for continuation in tokens.continuations:
-        logits = model(input_ids=torch.tensor([tokens.prefix + continuation])).logits[0, start - 1 : -1]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        scores.append(logprobs.gather(-1, torch.tensor(continuation).unsqueeze(-1)).sum())
-    return torch.stack(scores)
 
 
 def build_prompt(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -128,11 +119,11 @@ def main() -> None:
 
     with torch.no_grad():
         shared = candidate_logprobs(model, tokenizer, [prompt], [candidates])[0]
-        naive = naive_scores(model, tokenizer, prompt, candidates)
+        naive = naive_candidate_logprobs(model, tokenizer, prompt, candidates)
         max_abs_diff = float((shared - naive).abs().max())
         rates = interleaved_rates(
             {
-                "naive": lambda: naive_scores(model, tokenizer, prompt, candidates),
+                "naive": lambda: naive_candidate_logprobs(model, tokenizer, prompt, candidates),
                 "packed": lambda: candidate_logprobs(model, tokenizer, [prompt], [candidates], packed=True),
                 "batched": lambda: candidate_logprobs(model, tokenizer, [prompt], [candidates], packed=False),
             }

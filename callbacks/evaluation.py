@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -13,20 +12,7 @@ from torchmetrics import MeanMetric
 from priorzero_pl import episodes
 from priorzero_pl.agent import ACTING_MODES, ActingMode
 from priorzero_pl.errors import PriorZeroInputError
-
-
-@contextlib.contextmanager
-def acting(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) without autograd while episodes are played mid-training; afterwards
-    every submodule gets its own mode back (some are kept in eval on purpose, e.g. frozen parts)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
+from priorzero_pl.eval_mode import evaluating
 
 
 class Evaluation(Callback):
@@ -95,7 +81,7 @@ class Evaluation(Callback):
             # Fresh metrics on the module's device: the cross-rank reduction runs on the
             # process group's device (NCCL cannot reduce CPU tensors).
             score, normalized, length = (MeanMetric().to(pl_module.device) for _ in range(3))
-            with acting(pl_module):
+            with evaluating(pl_module):
                 results = episodes.play_episodes(
                     pl_module.acting_agent("evaluate", mode=mode),
                     datamodule.game_path,

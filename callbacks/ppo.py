@@ -164,9 +164,8 @@ class PPO(Callback):
         rows.ref_logprobs = self.score(trainer, pl_module, rows, model=self.reference)
         generator = np.random.default_rng([self.seed, trainer.global_rank, trainer.global_step])
         for _ in range(self.epochs):
-            order = torch.as_tensor(generator.permutation(len(rows)))
-            for chunk in order.split(self.minibatch_size)[:per_epoch]:
-                pl_module.enqueue_llm_objective(self.objective, rows.take(chunk))
+            for minibatch in rows.minibatches(self.minibatch_size, per_epoch, generator):
+                pl_module.enqueue_llm_objective(self.objective, minibatch)
 
     @torch.no_grad()
     def score(

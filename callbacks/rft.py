@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback
 
 from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.objectives.objective import CandidateBatch
 from priorzero_pl.objectives.rft import RFTLoss, RFTObjective, rft_batch, select_top_episodes
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs
-
-
-def _minibatches(batch: CandidateBatch, size: int, count: int, generator: np.random.Generator) -> Iterator[CandidateBatch]:
-    """``count`` shuffled minibatches of ``size`` rows (the last may be smaller)."""
-    order = torch.as_tensor(generator.permutation(len(batch)))
-    for chunk in order.split(size)[:count]:
-        yield batch.take(chunk)
 
 
 class RFT(Callback):
@@ -96,7 +87,7 @@ class RFT(Callback):
         rows = rft_batch(top)
         count = agreed_count(trainer, math.ceil(len(rows) / self.minibatch_size))
         generator = np.random.default_rng([self.seed, trainer.global_rank, trainer.global_step])
-        for minibatch in _minibatches(rows, self.minibatch_size, count, generator):
+        for minibatch in rows.minibatches(self.minibatch_size, count, generator):
             pl_module.enqueue_llm_objective(self.objective, minibatch)
         returns = [s.episode_return for s in top]
         pl_module.log("llm/rft_episodes", float(len(top)), batch_size=1)

@@ -10,11 +10,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from callbacks.evaluation import acting
 from priorzero_pl import episodes
 from priorzero_pl.agent import ACTING_MODES, ActingMode
 from priorzero_pl.episodes import EpisodeResult
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.eval_mode import evaluating
 
 
 # Game text is full of markdown syntax (ASCII-art banners, `*` and `_` in room art); a stray `|`
@@ -94,7 +94,7 @@ class Transcripts(Callback):
                 self._said_no_tensorboard = True
             return
         datamodule = trainer.datamodule
-        with acting(pl_module):
+        with evaluating(pl_module):
             (result,) = episodes.play_episodes(
                 pl_module.acting_agent("evaluate", mode=self.mode),
                 datamodule.game_path,

@@ -21,7 +21,6 @@ from priorzero_pl.parser_errors import describe_parser_error, option_names
 from priorzero_pl.resume import check_ckpt_path, restore_given
 from priorzero_pl.run_lock import RunLock
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SIGTERM_EXIT_CODE = 128 + 15
 """Exit code of a fit stopped by SIGTERM after its checkpoint was written (the shell's code for a

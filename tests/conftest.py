@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_GAMES = Path(__file__).resolve().parents[1].parent / "shared" / "games"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,19 @@ def test_deepspeed_stage_2_strategy_config() -> None:
     strategy = StrategyRegistry.get("deepspeed_stage_2")
     assert strategy.config["zero_optimization"]["stage"] == 2
     assert strategy.config["zero_optimization"]["overlap_comm"] is True
+
+
+@pytest.mark.parametrize("preset", [None, "true"])
+def test_importing_the_package_turns_tokenizer_parallelism_off_unless_set(preset: str | None) -> None:
+    """Every entry (command, tests, benchmarks, callbacks, datamodules) imports ``priorzero_pl``
+    first: that one place keeps tokenizers' thread pool off before anything forks."""
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    if preset is not None:
+        env["TOKENIZERS_PARALLELISM"] = preset
+    code = "import os, callbacks; print(os.environ['TOKENIZERS_PARALLELISM'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == (preset or "false")
 
 
 @pytest.mark.slow

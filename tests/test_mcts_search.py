@@ -1,12 +1,10 @@
 """Behaviour of the batched search on hand-written toy world models, and its agreement with the
-plain per-node MuZero reference (benchmarks/mcts_reference.py, loaded by path)."""
+plain per-node MuZero reference (tests/references/mcts.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import zlib
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,11 +13,8 @@ import torch
 
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, ModelOutput, run_search
+from tests.references import mcts as reference
 
-_REFERENCE_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "mcts_reference.py"
-_spec = importlib.util.spec_from_file_location("mcts_reference", _REFERENCE_PATH)
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
 
 _PRIME = 2_147_483_647
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,16 @@ def test_rft_batch_has_one_row_per_step() -> None:
     assert batch.candidates[0] == ["go north", "open door", "take lamp"]
     assert batch.action_index.tolist() == [2, 1, 0]
     assert batch.action_index.dtype == torch.long
+
+
+def test_minibatches_split_one_seeded_shuffle_and_stop_at_count() -> None:
+    batch = rft_batch([episode("x", [0.0] * 5, actions=[0, 1, 2, 0, 1])])
+    chunks = list(batch.minibatches(2, 2, np.random.default_rng(7)))
+    order = np.random.default_rng(7).permutation(5).tolist()
+    assert [c.prompts for c in chunks] == [[f"x prompt {i}" for i in order[:2]], [f"x prompt {i}" for i in order[2:4]]]
+    assert [c.action_index.tolist() for c in chunks] == [[i % 3 for i in order[:2]], [i % 3 for i in order[2:4]]]
+    everything = list(batch.minibatches(2, 3, np.random.default_rng(7)))
+    assert [len(c) for c in everything] == [2, 2, 1]
 
 
 def test_candidates_loss_is_the_nll_of_the_chosen_candidate() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 import torch
@@ -18,25 +17,12 @@ from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_s
 from priorzero_pl.prior.hf_backend import HFPrior
 from priorzero_pl.prior.prompt import PromptBuilder
 from priorzero_pl.prior.tokenization import encode_candidates
+from tests.references.prior_scoring import naive_candidate_logprobs
 
 
 @pytest.fixture(scope="module")
 def llm(tiny_lm_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return load_llm(tiny_lm_path)
-
-
-def naive_candidate_logprobs(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, candidates: Sequence[str]
-) -> torch.Tensor:
-    """Reference: one full forward pass per candidate, no cache, summed target log-probs."""
-    tokens = encode_candidates(tokenizer, prompt, candidates)
-    start = len(tokens.prefix)
-    scores = []
-    for continuation in tokens.continuations:
-        ids = torch.tensor([tokens.prefix + continuation])
-        logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-        scores.append(sum(logprobs[start - 1 + i, token] for i, token in enumerate(continuation)))
-    return torch.stack(scores)
 
 
 PROMPTS = [

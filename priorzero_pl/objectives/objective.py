@@ -5,8 +5,9 @@ callbacks never call ``backward``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol, Sequence, TypeVar
+from typing import Any, ClassVar, Iterator, Protocol, Sequence, TypeVar
 
+import numpy as np
 import torch
 
 Batch = TypeVar("Batch", bound="CandidateBatch")
@@ -48,6 +49,13 @@ class CandidateBatch:
             value = getattr(self, f.name)
             values[f.name] = value[rows] if isinstance(value, torch.Tensor) else [value[i] for i in index]
         return type(self)(**values)
+
+    def minibatches(self: Batch, size: int, count: int, generator: np.random.Generator) -> Iterator[Batch]:
+        """``count`` minibatches of ``size`` rows (the last may be smaller) in one shuffled order
+        drawn from ``generator``: a seeded generator gives a resumed run the same minibatches."""
+        order = torch.as_tensor(generator.permutation(len(self)))
+        for chunk in order.split(size)[:count]:
+            yield self.take(chunk)
 
     def to_state(self) -> dict[str, Any]:
         """Fields as they are (lists, tensors): loads with ``torch.load(weights_only=True)``."""

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from priorzero_pl.eval_mode import evaluating
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 
 
@@ -35,18 +36,8 @@ class HFPrior:
 
     def score(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[torch.Tensor]:
         """``[A_i]`` float32 CPU log-probs per prompt, normalised over its candidates."""
-        # Restored module by module: a trainer may keep parts (a frozen base, a reference head) in
-        # eval mode while the rest trains, and ``train(True)`` would flip them all.
-        modes = [(module, module.training) for module in self.model.modules()]
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                raw = candidate_logprobs(
-                    self.model, self.tokenizer, prompts, candidates, length_normalise=self.length_normalise
-                )
-        finally:
-            for module, training in modes:
-                module.training = training
+        with evaluating(self.model):
+            raw = candidate_logprobs(self.model, self.tokenizer, prompts, candidates, length_normalise=self.length_normalise)
         return [normalise_scores(scores, self.temperature).float().cpu() for scores in raw]
 
     def close(self) -> None:

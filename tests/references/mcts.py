@@ -1,6 +1,6 @@
 """A plain per-node MuZero search, written like the paper's pseudocode (Node objects, dicts of
 children, one model call per node): the yardstick that ``priorzero_pl.mcts`` is checked against
-(tests load this file by path) and timed against (``benchmarks/mcts.py``). It is not part of the
+(``tests/test_mcts_search.py``) and timed against (``benchmarks/mcts.py``). It is not part of the
 library.
 
 Two choices that the pseudocode leaves to Python and that the batched search makes explicitly:
