@@ -14,6 +14,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 import priorzero_pl.agent
 from callbacks import Evaluation
 from priorzero_pl.config import LLMConfig
+from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModelConfig
 from priorzero_pl.module import PriorZeroModule
@@ -70,6 +71,27 @@ def test_evaluation_searches_with_the_prior_weight_collection_uses(
     )
     module.trainer = trainer
     Evaluation(episodes=1, modes=["world_model+prior"], max_steps=2).evaluate(trainer, module)
+    assert weights and all(w == pytest.approx(SCHEDULE(150)) for w in weights)
+
+
+def test_validation_step_searches_with_the_scheduled_prior_weight(
+    tiny_lm_path: Path, tw_game_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``validation_step`` (the ``eval/*`` metrics of ``trainer.validate``) acts through the same
+    evaluation agent: at step 150 its searches use the schedule's w = 0.2, not mcts.prior_weight."""
+    weights = []
+    real_search = priorzero_pl.agent.run_search
+
+    def recording_search(*args, **kwargs):
+        weights.append(kwargs.get("prior_weight"))
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(priorzero_pl.agent, "run_search", recording_search)
+    module = make_module(tiny_lm_path, prior_weight_schedule=SCHEDULE)
+    module.trainer = SimpleNamespace(global_step=150, datamodule=None)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    request = EvaluationRequest(game=str(tw_game_path), episodes=1, game_kwargs={"max_steps": 2, "valid_actions_timeout": 5.0})
+    module.validation_step(request, 0)
     assert weights and all(w == pytest.approx(SCHEDULE(150)) for w in weights)
 
 
