@@ -175,7 +175,7 @@ BAD_VALUES: dict[str, Any] = {
     "data.game": " ", "data.games_dir": "/no/such/folder", "data.num_envs": 0, "data.max_episode_steps": 0,
     "data.batch_size": 0, "data.collect_steps": 0, "data.batches_per_collect": 0, "data.warmup_steps": -1,
     "data.temperature_start": -0.5, "data.temperature_end": NAN, "data.temperature_decay_steps": -1,
-    "data.max_consecutive_failures": 0, "data.eval_episodes": 0, "data.valid_actions_timeout": -1.0, "data.seed": -1,
+    "data.max_consecutive_failures": 0, "data.eval_episodes": 0, "data.valid_actions_timeout": -1.0, "data.seed": -1, "data.learner_threads": -1,
     "data.replay.capacity_steps": 0, "data.replay.unroll_steps": -1, "data.replay.td_steps": 0,
     "data.replay.discount": 0.0, "data.replay.priority_alpha": NAN, "data.replay.priority_beta": 1.5,
     "model.llm.path": "", "model.llm.distill_weight": NAN, "model.llm.distill_max_roots": 0,
