@@ -15,8 +15,10 @@ On each game and seed, four agents:
   and sampled from its distribution over the candidates (the headline figure);
 * ``random``: uniform over the candidates.
 
-The trained agents' eval normalized score (greedy episode, ``callbacks`` evaluation seed) is
-recorded before training and ``--evals`` times during it; prior-only and random are flat lines.
+The trained agents' eval normalized score (``data.eval_episodes`` greedy episodes at the module's
+``eval_seed``) is recorded before training and every ``--steps // --evals`` training steps; the two
+train for the same steps and so collect the same env steps (both budgets are in the JSON).
+Prior-only and random do not train: they are flat lines.
 Writes ``learning-<date>.json`` (headline means over games and seeds, per-level and per-game
 figures, the curves) and one plot per level ``learning-<date>-<level>.png`` into ``--out``; the
 last line printed is the JSON object without the curves.
@@ -66,6 +68,11 @@ below the corpus seeds (100000 up), above the test corpus's (1-24) and the tests
 the same games whatever ``--games-per-level`` (a smaller run plays a prefix of each level)."""
 SEED_STRIDE = 10
 
+DEFAULT_STEPS = 100
+"""Sized so that the default run (7 games x 2 seeds x 2 fits) fits in 45 minutes on 2 cores: measured
+with ``--steps 4`` and ``--steps 60`` (``--seeds 0 --games-per-level 1``), a fit costs about 5-10 s
+plus 0.8-1.5 s per training step with the LLM prior (easy to hard) and 0.2-0.3 s without, which
+puts the default run at about 350 s + 20 s per training step, 40 minutes at 100 steps."""
 RANDOM_EPISODES = 20
 """Random play is noisy and cheap: more episodes than the sampled prior."""
 SAMPLED_PRIOR_EPISODES = 5
@@ -291,7 +298,7 @@ def _relative(path: Path) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="training steps per fit (both trained agents)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per fit (both trained agents)")
     parser.add_argument("--evals", type=int, default=5, help="evaluations during each fit (plus one before it)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--games-per-level", type=int, default=2, help="tw-cooking games per level (tw-simple: always 1)")
@@ -316,12 +323,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     fit_seconds: list[float] = []
     for game in games:
         assert game.path is not None
-        result: dict[str, Any] = {"curves": {v: [] for v in TRAINED_AGENTS}}
+        result: dict[str, Any] = {"curves": {v: [] for v in TRAINED_AGENTS}, "fit_seconds": {v: [] for v in TRAINED_AGENTS}}
         for seed in opts.seeds:
             for variant in TRAINED_AGENTS:
                 t0 = time.perf_counter()
                 curve = run_variant(variant, seed, opts.steps, opts.evals, game.path, llm, max_episode_steps, runs_dir)
                 fit_seconds.append(time.perf_counter() - t0)
+                result["fit_seconds"][variant].append(round(fit_seconds[-1], 1))
                 result["curves"][variant].append(curve)
                 print(f"{game.level} {game.path.stem} {variant} seed {seed}: {curve}  ({fit_seconds[-1]:.0f} s)", flush=True)
         t0 = time.perf_counter()
@@ -353,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "per_game": [
             {k: g[k] for k in ("level", "family", "split", "options", "seed", "file", "agent_normalized_score",
                                "uniform_prior_normalized_score", "prior_only_normalized_score",
-                               "prior_greedy_normalized_score", "random_normalized_score", "env_step_budget")}
+                               "prior_greedy_normalized_score", "random_normalized_score", "env_step_budget",
+                               "fit_seconds", "baseline_seconds")}
             for g in summary["games"]
         ],
         "fit_seconds_mean": round(float(np.mean(fit_seconds)), 1),
