@@ -448,7 +448,7 @@ def _env_workers_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the env workers through /proc")
 def test_sigterm_during_warmup_saves_and_exits_143(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     """A warm-up of 100 000 env steps would run for an hour: the signal must end it at the next
-    env step, write ``last.ckpt`` (step 0, with the data module's state) and exit 143, not 0."""
+    env step, write ``last.ckpt`` (with the data module's state) and exit 143, not 0."""
     args = [sys.executable, "-m", "priorzero_pl", "fit", *tiny_args(tmp_path, tiny_lm_path, tw_game_path),
             "--data.warmup_steps=100000", "--data.max_episode_steps=50"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -472,8 +472,12 @@ def test_sigterm_during_warmup_saves_and_exits_143(tmp_path: Path, tiny_lm_path:
     assert code == 143, output[-3000:]
     assert "stopped by SIGTERM; resume with the same command and --ckpt_path" in output
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 0
-    assert len(last["PriorZeroDataModule"]["ranks"]) == 1
+    (rank,) = last["PriorZeroDataModule"]["ranks"]
+    assert rank["env_steps"] < 100_000  # the signal cut the warm-up short
+    # Before the buffer holds a finished episode the signal ends the fit at once (step 0); once it
+    # holds one, the loop takes the one batch it can sample and stops there (step 1): how many
+    # episodes 5 s of warm-up finish depends on the machine, so the test checks whichever happened.
+    assert last["global_step"] == (1 if rank["episodes"] > 0 else 0), (last["global_step"], rank["episodes"])
     assert not list(tmp_path.glob("emergency*.ckpt"))
 
 
