@@ -36,6 +36,7 @@ from priorzero_pl.data_args import check_data_args
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModelConfig
+from priorzero_pl.models.llm import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
@@ -311,6 +312,13 @@ def test_value_of_the_wrong_type_names_key_value_and_type(capsys: pytest.Capture
 def test_prior_messages_name_the_model_llm_path_key() -> None:
     with pytest.raises(PriorZeroInputError, match=r"needs model\.llm\.path"):
         build_prior(PriorConfig(backends=["vllm", "uniform"], vllm_required=True), None, None, model_path=None)
+
+
+def test_llm_loading_messages_name_the_model_llm_path_key(tmp_path: Path) -> None:
+    with pytest.raises(PriorZeroInputError, match=r"does not exist: set model\.llm\.path to"):
+        load_llm(tmp_path / "missing")
+    with pytest.raises(PriorZeroInputError, match=r"no config\.json in it\): point model\.llm\.path at"):
+        load_llm(tmp_path)
 
 
 # ------------------------------------------------------------- two fits in one run folder

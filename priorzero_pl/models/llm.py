@@ -17,20 +17,20 @@ def load_llm(
     """Load a causal LM and its tokenizer from a local Hugging Face model directory.
 
     Nothing is downloaded (``local_files_only``): runs happen on machines without network, and a
-    typo in ``model.llm_path`` must fail here with a message that names the path, rather than as
+    typo in ``model.llm.path`` must fail here with a message that names the path, rather than as
     a hub lookup error from deep inside transformers. The pad token is set to eos when the
     tokenizer has none, because batched candidate scoring right-pads.
     """
     model_dir = Path(path).expanduser()
     if not model_dir.exists():
         raise PriorZeroInputError(
-            f"LLM path {str(model_dir)!r} does not exist: set model.llm_path to a local Hugging Face model "
+            f"LLM path {str(model_dir)!r} does not exist: set model.llm.path to a local Hugging Face model "
             "directory (build the embedded default with `python -m priorzero_pl.assets.tiny_lm --out DIR`)"
         )
     if not (model_dir / "config.json").is_file():
         raise PriorZeroInputError(
             f"LLM path {str(model_dir)!r} is not a Hugging Face model directory (no config.json in it): "
-            "point model.llm_path at the folder written by save_pretrained"
+            "point model.llm.path at the folder written by save_pretrained"
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
