@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -41,4 +41,3 @@ class StepRecord:
     Not the valid-action cache key: states with one world hash can have different valid actions."""
     error: str | None = None
     """Set by ``EnvPool`` when the worker crashed or hung and was restarted (``truncated`` is True)."""
-    info: dict[str, object] = field(default_factory=dict)
