@@ -13,11 +13,12 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.collector import collect
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
-from priorzero_pl.buffer import ReplayBuffer, ReplayConfig
+from priorzero_pl.buffer import GameSegment, ReplayBuffer, ReplayConfig
 from priorzero_pl.data_args import check_data_args
 from priorzero_pl.envs import EnvPool, resolve_game
 from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
+from priorzero_pl.resume import warn_on_other_prompt_versions
 from priorzero_pl.rollout import Rollout
 from priorzero_pl.threads import ThreadBudget, apply_thread_budget, plan_thread_budget
 
@@ -317,6 +318,8 @@ class PriorZeroDataModule(L.LightningDataModule):
         return {"ranks": gather_rank_states(local)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """This rank's part of what :meth:`state_dict` saved; warns when saved episodes hold
+        prompts of another prompt version (their prompts are replayed for LLM training)."""
         local = own_rank_state(state_dict["ranks"], self._rank(), "a replay buffer and episodes in progress")
         if local is None:
             return
@@ -329,6 +332,14 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.episodes = int(local["episodes"])
         self.collector_failures = int(local["collector_failures"])
         self.batches_left = int(local["batches_left"])
+        in_progress = (self._saved_rollout or {}).get("segments") or []
+        warn_on_other_prompt_versions(
+            [segment.prompt_version for segment in self.buffer.recent_segments(self.buffer.num_segments)]
+            + [GameSegment.from_state(segment).prompt_version for segment in in_progress],
+            "saved episodes (replay buffer and episodes in progress)",
+            "LLM training on replayed prompts (distillation, RFT, PPO) sees the old text until those episodes "
+            "leave the buffer, while new episodes are rendered in the new text",
+        )
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and "world_model" in batch:

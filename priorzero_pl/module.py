@@ -23,9 +23,10 @@ from priorzero_pl.models.llm import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.objectives.objective import CandidateBatch, LLMObjective
-from priorzero_pl.prior import FallbackPrior, PriorConfig, build_prior, build_prompt_builder
+from priorzero_pl.prior import PROMPT_VERSION, FallbackPrior, PriorConfig, build_prior, build_prompt_builder
 from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
+from priorzero_pl.resume import warn_on_other_prompt_versions
 
 Purpose = Literal["collect", "evaluate"]
 """What an agent is built for: ``collect`` explores (root noise, tempered sampling); ``evaluate``
@@ -297,11 +298,25 @@ class PriorZeroModule(L.LightningModule):
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds the LLM's training state: updates so far, every rank's queued LLM batches, and the
+        prompt version their prompts (and the LLM's fine-tuning so far) were rendered with."""
         queue = [(name, batch if isinstance(batch, dict) else batch.to_state()) for name, batch in self._llm_queue]
-        checkpoint["priorzero"] = {"llm_updates": self.llm_updates, "llm_queue": gather_rank_states(queue)}
+        checkpoint["priorzero"] = {
+            "llm_updates": self.llm_updates,
+            "llm_queue": gather_rank_states(queue),
+            "prompt_version": PROMPT_VERSION,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restores what :meth:`on_save_checkpoint` added; warns when its prompts are of another
+        prompt version (a checkpoint without one predates versioning)."""
         state = checkpoint.get("priorzero", {})
         self.llm_updates = int(state.get("llm_updates", 0))
         queue = own_rank_state(state.get("llm_queue", [[]]), self.global_rank, "queued LLM batches") or []
         self._llm_queue = deque((name, batch) for name, batch in queue)
+        warn_on_other_prompt_versions(
+            [state.get("prompt_version")],
+            "the checkpoint's LLM prompts",
+            f"its {len(self._llm_queue)} queued LLM batches train the LLM on the old text (as its "
+            f"{self.llm_updates} LLM updates so far did), while new prompts are rendered in the new text",
+        )

@@ -7,18 +7,23 @@ without a word. Here every model value the user gave explicitly (config files an
 line, no defaults) that the checkpoint replaced is put back, with one log line each, except
 the few that the checkpoint's own state would override or contradict: those are refused, all
 in one message, before anything is loaded.
+
+Saved prompts are checked too: the module's checkpoint and every saved episode record the
+:data:`~priorzero_pl.prior.prompt.PROMPT_VERSION` that rendered their prompts, and
+:func:`warn_on_other_prompt_versions` says so when a resume brings back prompts of another one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from jsonargparse import Namespace
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.prior.prompt import PROMPT_VERSION
 
 FIXED_BY_CHECKPOINT: dict[str, str] = {
     **{
@@ -38,6 +43,10 @@ FIXED_BY_CHECKPOINT: dict[str, str] = {
 
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 """``ckpt_path`` values Lightning resolves itself (``registry:...`` too)."""
+
+UNRECORDED_PROMPT_VERSION = "priorzero-prompt-v1"
+"""The prompt version of saved prompts that recorded none: they were saved before versions were
+stored, when v1 was the only one."""
 
 _MISSING = object()
 
@@ -97,6 +106,33 @@ def restore_given(model: Namespace, given: Namespace, ckpt_path: str) -> list[Ov
             f"checkpoint's {_show(override.saved)}"
         )
     return found
+
+
+def warn_on_other_prompt_versions(stored: Sequence[str | None], what: str, meaning: str) -> bool:
+    """Warn once (rank zero) when saved prompts were rendered by another prompt version than
+    this code's :data:`~priorzero_pl.prior.prompt.PROMPT_VERSION`; returns whether it warned.
+
+    A resumed run reuses the prompts it saved exactly as they were written (LLM training on
+    replayed episodes and queued LLM batches), while every new prompt is rendered in this
+    version's text: the LLM then trains on two texts for one kind of state. The run still works;
+    the warning says why its LLM may behave unlike a run of one version.
+
+    Args:
+        stored: the version each saved item recorded (None: none recorded, taken as
+            :data:`UNRECORDED_PROMPT_VERSION`).
+        what: what holds the prompts, for the message ("saved episodes").
+        meaning: what the old text means for that part of the run.
+    """
+    versions = [UNRECORDED_PROMPT_VERSION if version is None else version for version in stored]
+    other = [version for version in versions if version != PROMPT_VERSION]
+    if not other:
+        return False
+    count = f"{len(other)} of {len(versions)} " if len(versions) > 1 else ""
+    rank_zero_warn(
+        f"resume: {count}{what} were rendered by prompt version {', '.join(sorted(set(other)))}, this code renders "
+        f"{PROMPT_VERSION}: {meaning}"
+    )
+    return True
 
 
 def _same(saved: Any, given: Any) -> bool:

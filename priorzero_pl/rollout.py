@@ -23,7 +23,7 @@ import numpy as np
 from priorzero_pl.agent import Decision
 from priorzero_pl.buffer import GameSegment
 from priorzero_pl.envs import StepRecord, TextGame
-from priorzero_pl.prior import HistoryStep
+from priorzero_pl.prior import PROMPT_VERSION, HistoryStep
 
 
 class Games(Protocol):
@@ -175,7 +175,7 @@ class Rollout:
                 records[i] = record
 
     def _new_segment(self, record: StepRecord) -> GameSegment:
-        return GameSegment(game=self.game, max_score=record.max_score)
+        return GameSegment(game=self.game, max_score=record.max_score, prompt_version=PROMPT_VERSION)
 
     def _finish(self, index: int, final: StepRecord) -> GameSegment:
         segment = self._segments[index]

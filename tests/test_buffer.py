@@ -171,6 +171,7 @@ def test_state_dict_round_trip_restores_samples(weights_only: bool) -> None:
     buffer = ReplayBuffer(12, unroll_steps=2, prioritized=True, seed=3)
     for name, length in (("a", 5), ("b", 6), ("c", 5)):
         buffer.add(make_segment(length, game=name))
+    buffer.recent_segments(1)[0].prompt_version = "priorzero-prompt-v0"
     buffer.sample(4)
     batch = buffer.sample(8)
     buffer.update_priorities(batch.indices, torch.arange(8, dtype=torch.float32) + 1.0)
@@ -188,6 +189,7 @@ def test_state_dict_round_trip_restores_samples(weights_only: bool) -> None:
     for name in (*tensors, "value_mask", "reward_mask", "observation_mask", "weights", "indices"):
         torch.testing.assert_close(getattr(actual, name), getattr(expected, name), rtol=0, atol=0)
     restored_policy, original_policy = (b.recent_segments(1)[0].visit_policies[2] for b in (restored, buffer))
+    assert [s.prompt_version for s in restored.recent_segments(2)] == [None, "priorzero-prompt-v0"], "recorded or not"
     np.testing.assert_array_equal(restored_policy, original_policy)
 
 

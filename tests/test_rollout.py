@@ -13,7 +13,7 @@ from priorzero_pl.envs import StepRecord
 from priorzero_pl.episodes import RandomAgent, play_episodes, play_random_episodes
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig
-from priorzero_pl.prior import PromptBuilder
+from priorzero_pl.prior import PROMPT_VERSION, PromptBuilder
 from priorzero_pl.rollout import Rollout
 from tests.test_mcts_search import HashWorld
 
@@ -126,11 +126,13 @@ def test_episodes_in_progress_are_saved_and_replayed_exactly() -> None:
     _play(original, 7, rng)
     state, rng_state = original.state_dict(), rng.bit_generator.state
     assert len({len(s["observations"]) for s in state["segments"]}) > 1, "the test needs unequal lengths"
+    assert {s["prompt_version"] for s in state["segments"]} == {PROMPT_VERSION}, "a resume checks it"
     continued = _play(original, 12, rng)
 
     fresh_games = ScriptedGames(3)
     restored = Rollout(fresh_games, game="scripted", restart=True)
     assert restored.restore(state) == []
+    assert {s["prompt_version"] for s in restored.state_dict()["segments"]} == {PROMPT_VERSION}
     rng.bit_generator.state = rng_state
     assert _play(restored, 12, rng) == continued
     assert continued, "some episodes must end after the restore for the comparison to mean anything"

@@ -68,6 +68,12 @@ class GameSegment:
     """The observation after the last action (the consistency target of the last transition)."""
     final_score: float = 0.0
     max_score: float = 0.0
+    prompt_version: str | None = None
+    """The ``PROMPT_VERSION`` (:mod:`priorzero_pl.prior.prompt`) that rendered ``prompts``, set by
+    the rollout that plays the episode: prompts are replayed for LLM training, so a resume must be
+    able to tell prompts of another version. None: not recorded (built by hand, or saved before
+    versions were stored). An episode resumed across a version change keeps its saved version,
+    because its first prompts are in the old text."""
 
     def append(
         self,

@@ -3,7 +3,9 @@
 One prompt per game state, the same for every candidate: the candidates are scored as the
 model's answer *after* it, so that the prompt's KV (HF) or prefix-cache blocks (vLLM) are
 computed once and shared. Anything that changes the text bumps :data:`PROMPT_VERSION`, because
-prompts are stored in the replay buffer and reused for LLM training.
+prompts are stored in the replay buffer and reused for LLM training: the module's checkpoint and
+every saved episode record it, and a resume that brings back prompts of another version warns
+(:func:`priorzero_pl.resume.warn_on_other_prompt_versions`).
 """
 
 from __future__ import annotations
