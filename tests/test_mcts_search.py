@@ -303,3 +303,29 @@ class _TooWide(HashWorld):
 
     def _output(self, states: torch.Tensor, width: int, zero_reward: bool) -> ModelOutput:
         return super()._output(states, width + 1, zero_reward)
+
+
+def test_root_preparation_is_apart_from_the_tree_search() -> None:
+    """prepare_root builds the policy the roots explore with; search_tree follows whatever Root it
+    is given: a root policy with all mass on one candidate gets every visit when values are flat."""
+    from priorzero_pl.mcts.root import candidate_mask, prepare_root
+    from priorzero_pl.mcts.search import search_tree
+
+    config = MCTSConfig(num_simulations=12, prior_mode="replace")
+    observations, candidates = ["a", "b"], [["x", "y", "z"], ["u", "v"]]
+    mask = candidate_mask(observations, candidates)
+    prior = [np.log(np.array([0.2, 0.3, 0.5])), np.log(np.array([0.9, 0.1]))]
+    with torch.no_grad():
+        root = prepare_root(HashWorld(salt=1), observations, candidates, mask, prior, config, 1.0, noise=None)
+        np.testing.assert_allclose(root.policy[0], [0.2, 0.3, 0.5])
+        np.testing.assert_allclose(root.policy[1], [0.9, 0.1, 0.0])
+        assert root.prior_log_policy is not None and np.isneginf(root.prior_log_policy[1, 2])
+
+        root.policy = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+        flat = HashWorld(salt=1, reward_scale=0.0, value_scale=0.0)
+        root.value, root.reward = np.zeros(2), np.zeros(2)
+        config = MCTSConfig(num_simulations=12, prior_mode="none")
+        tree = search_tree(flat, root, config, 1.0, tie_seed=np.zeros(2, dtype=np.uint64))
+    children = tree.children[tree.block(0)]
+    visits = np.where(children >= 0, tree.visits[np.where(children >= 0, children, 0)], 0)
+    assert visits.tolist() == [[0, 0, 12], [12, 0, 0]]

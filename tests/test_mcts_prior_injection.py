@@ -9,7 +9,7 @@ import torch
 
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
-from priorzero_pl.mcts.prior import inject_prior, llm_log_prior_array, masked_log_softmax
+from priorzero_pl.mcts.prior_injection import inject_prior, masked_log_softmax, normalised_prior
 from priorzero_pl.mcts.randomness import draw_root_randomness
 from priorzero_pl.mcts.visit_policy import action_distribution, most_visited, sample_action, total_variation, visit_fractions
 
@@ -44,12 +44,12 @@ def test_replace_and_none_pick_one_side():
     np.testing.assert_allclose(inject_prior(WM, LLM, "none", 0.5, 1.0), np.exp(WM))
 
 
-def test_llm_log_prior_accepts_lists_tensors_and_padded_arrays_and_renormalises():
+def test_normalised_prior_accepts_lists_tensors_and_padded_arrays_and_renormalises():
     expected = np.array([[0.25, 0.25, 0.5], [0.5, 0.5, 0.0]])
     as_list = [np.log([1.0, 1.0, 2.0]), torch.tensor([0.0, 0.0])]
-    np.testing.assert_allclose(np.exp(llm_log_prior_array(as_list, MASK)), expected)
+    np.testing.assert_allclose(np.exp(normalised_prior(as_list, MASK)), expected)
     padded = torch.tensor([[0.0, 0.0, np.log(2.0), 7.0], [3.0, 3.0, 99.0, 99.0]])
-    np.testing.assert_allclose(np.exp(llm_log_prior_array(padded, MASK)), expected)
+    np.testing.assert_allclose(np.exp(normalised_prior(padded, MASK)), expected)
 
 
 @pytest.mark.parametrize(
@@ -62,9 +62,9 @@ def test_llm_log_prior_accepts_lists_tensors_and_padded_arrays_and_renormalises(
         ([np.zeros(3), np.full(2, -np.inf)], "every candidate of roots \\[1\\]"),
     ],
 )
-def test_llm_log_prior_rejects_bad_shapes_and_values(bad, message):
+def test_normalised_prior_rejects_bad_shapes_and_values(bad, message):
     with pytest.raises(PriorZeroInputError, match=message):
-        llm_log_prior_array(bad, MASK)
+        normalised_prior(bad, MASK)
 
 
 def test_visit_fractions_and_action_temperatures():
