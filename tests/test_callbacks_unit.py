@@ -452,6 +452,32 @@ def test_rng_state_round_trips() -> None:
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == drawn
 
 
+def test_each_rank_restores_its_own_rng_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint holds every rank's python, numpy and torch RNG states; rank 1 takes back its
+    own (the states rank 1 saved), not rank zero's."""
+    import random
+
+    import numpy as np
+
+    checkpointing = Checkpointing()
+    before = checkpointing.state_dict()
+
+    def saved_and_drawn() -> tuple[dict, tuple]:
+        (state,) = checkpointing.state_dict()["rng"]
+        return state, (random.random(), np.random.rand(), torch.rand(1).item())
+
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    rank0, _ = saved_and_drawn()
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    rank1, drawn1 = saved_and_drawn()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    checkpointing.load_state_dict({"rng": [rank0, rank1]})
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == drawn1
+    monkeypatch.undo()
+    checkpointing.load_state_dict(before)
+
+
 # ----------------------------------------------------------------------------- graceful fallback
 class FakeHealthPrior:
     def __init__(self) -> None:

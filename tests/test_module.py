@@ -153,6 +153,28 @@ def test_queued_llm_batches_survive_a_checkpoint(tiny_lm_path: Path) -> None:
     assert batch.prompts == ["z"] and resumed.llm_queue_size == 0
 
 
+def test_each_rank_resumes_its_own_queued_llm_batches(tiny_lm_path: Path) -> None:
+    """The checkpoint holds every rank's queue (gathered on rank zero); rank 1 takes back the
+    batches rank 1 queued, not rank zero's."""
+    rft = RFTObjective("candidates")
+    queues = []
+    for prompts in (["zero"], ["one", "one again"]):
+        module = make_module(tiny_lm_path)
+        for prompt in prompts:
+            module.enqueue_llm_objective(rft, CandidateBatch(prompts=[prompt], candidates=[["a"]], action_index=torch.tensor([0])))
+        checkpoint: dict = {}
+        module.on_save_checkpoint(checkpoint)
+        queues += checkpoint["priorzero"]["llm_queue"]
+    checkpoint["priorzero"]["llm_queue"] = queues
+
+    resumed = make_module(tiny_lm_path)
+    resumed.trainer = SimpleNamespace(global_rank=1)
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.register_llm_objective(rft)
+    assert resumed.llm_queue_size == 2
+    assert [resumed._next_queued()[1].prompts for _ in range(2)] == [["one"], ["one again"]]
+
+
 def test_a_second_discount_is_refused(tiny_lm_path: Path) -> None:
     from priorzero_pl.buffer import ReplayBuffer
     from priorzero_pl.errors import PriorZeroInputError

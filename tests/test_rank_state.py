@@ -51,6 +51,41 @@ def test_two_ranks_get_their_own_state_back(tw_game_path: Path) -> None:
     assert third.buffer.num_steps == 0
 
 
+def test_each_rank_samples_its_replay_with_its_own_seed(tw_game_path: Path) -> None:
+    """Two ranks holding the same episodes draw different replay samples: every rank's sampler
+    is seeded with its rank (``[seed, rank, stream]``), not all with the run's one seed."""
+    ranks = [rank_datamodule(tw_game_path, rank) for rank in (0, 1)]
+    for datamodule in ranks:
+        for i in range(4):
+            datamodule.buffer.add(make_segment(6, game=f"g{i}"))
+    draws = [datamodule.buffer.sample(16).indices.tolist() for datamodule in ranks]
+    assert draws[0] != draws[1]
+    again = rank_datamodule(tw_game_path, 1)
+    for i in range(4):
+        again.buffer.add(make_segment(6, game=f"g{i}"))
+    assert again.buffer.sample(16).indices.tolist() == draws[1], "a rank's sampler is a function of (seed, rank)"
+
+
+def test_a_resume_keeps_the_checkpoint_s_env_seeds(tw_game_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The episodes in progress are replayed into games seeded as the ones that played them: a
+    resumed rank takes its env seed from the checkpoint, even where its own config would seed
+    its games differently, and builds its pool with it."""
+    import datamodules.collection as collection
+
+    pools = []
+    monkeypatch.setattr(collection, "EnvPool", lambda path, num_envs, seed, **kwargs: pools.append(seed) or SimpleNamespace())
+    written = rank_datamodule(tw_game_path, 1)
+    checkpoint = {"ranks": [None, written.state_dict()["ranks"][0]]}
+    resumed = PriorZeroDataModule(game=str(tw_game_path), seed=8)
+    resumed.trainer = SimpleNamespace(global_rank=1)
+    resumed.setup("fit")
+    assert resumed.env_seed == 1008
+    resumed.load_state_dict(checkpoint)
+    assert resumed.env_seed == 1007
+    resumed._ensure_rollout()
+    assert pools == [1007]
+
+
 def test_gather_collects_every_rank_on_rank_zero(tmp_path: Path) -> None:
     """A real two-process group (gloo): rank zero, which writes the checkpoint, holds both states."""
     mp.spawn(gather_in_process_group, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)

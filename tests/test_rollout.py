@@ -104,6 +104,26 @@ def test_greedy_agent_stores_probability_one_and_prior_mode_stores_the_raw_prior
         assert decision.behaviour_logprob == pytest.approx(np.log(tempered[decision.action_index]))
 
 
+def test_greedy_prior_agent_breaks_ties_at_random_and_reproducibly() -> None:
+    """Acting greedily on the prior alone, a tie between the best candidates goes to either at
+    random (seeded), never always to the first one the game lists, and never to a worse one."""
+    games = ScriptedGames(2)
+    games.reset()
+    records = games.step(["a", "a"])
+    assert all(len(r.candidates) == 3 for r in records)
+    greedy = search_agent(ActingSettings(mode="prior", explore=False))
+    greedy._prior = lambda prompts, candidates, records: [np.log(np.array([0.2, 0.4, 0.4])) for _ in prompts]
+
+    def picks(seed: int) -> list[int]:
+        decisions = greedy.act(records, [[], []], np.random.default_rng(seed))
+        assert [d.behaviour_logprob for d in decisions] == [0.0, 0.0]
+        return [d.action_index for d in decisions]
+
+    chosen = [picks(seed) for seed in range(20)]
+    assert {a for pair in chosen for a in pair} == {1, 2}
+    assert chosen == [picks(seed) for seed in range(20)]
+
+
 def test_bad_acting_settings_are_input_errors() -> None:
     for bad in (dict(mode="llm"), dict(temperature=-1.0), dict(prior_weight=1.5)):
         with pytest.raises(PriorZeroInputError):

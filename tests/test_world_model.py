@@ -200,6 +200,55 @@ def test_gradient_reaching_the_root_latent_is_muzero_s(k: int) -> None:
     torch.testing.assert_close(captured["grad"], scale * expected, rtol=1e-4, atol=1e-7)
 
 
+def test_every_loss_term_weighs_the_root_1_and_each_unrolled_step_1_over_k() -> None:
+    """Value, policy, reward and consistency terms each weigh the root 1 and every unrolled step
+    ``1/K`` (MuZero), summed over known steps and averaged over the batch: each term compared
+    with the same chain computed by hand, its per-step losses weighted explicitly."""
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(**SMALL))
+    unroll, size = 3, 4
+    batch = _synthetic_batch(size=size, unroll=unroll)
+    batch.policy_mask[1, 3] = False
+    batch.value_mask[2, 1] = False
+    batch.reward_mask[3, 2] = False
+    batch.observation_mask[0, 2] = False
+    _, metrics, _ = model.loss(batch)
+
+    with torch.no_grad():
+        context = model.embed_candidates([step for row in batch.candidates for step in row], 3)
+        embeddings, mask = context.embeddings.view(size, unroll + 1, 3, -1), context.mask.view(size, unroll + 1, 3)
+        latent = model.observation_encoder([row[0] for row in batch.observations])
+        support = model.config.support_size
+        value, policy, reward, consistency = [], [], [], []
+        for k in range(unroll + 1):
+            value_logits, policy_logits = model.prediction(latent, embeddings[:, k], mask[:, k])
+            target = scalar_to_support(batch.target_value[:, k], support)
+            value.append(-(target * torch.log_softmax(value_logits.float(), -1)).sum(-1))
+            log_policy = torch.log_softmax(policy_logits, -1).masked_fill(~mask[:, k], 0.0)
+            policy.append(-(batch.target_policy[:, k] * log_policy).sum(-1))
+            if k == unroll:
+                break
+            latent, reward_logits = model.dynamics(latent, embeddings[torch.arange(size), k, batch.actions[:, k]])
+            target = scalar_to_support(batch.target_reward[:, k], support)
+            reward.append(-(target * torch.log_softmax(reward_logits.float(), -1)).sum(-1))
+            following = model.observation_encoder([row[k + 1] for row in batch.observations])
+            consistency.append(-torch.nn.functional.cosine_similarity(latent, following, dim=-1))
+
+    def weighted(terms, known, step_weights):
+        return sum(w * (t * m.float()).sum() for t, m, w in zip(terms, known.T, step_weights)) / size
+
+    root_and_unrolled = [1.0] + [1.0 / unroll] * unroll
+    consistency_mask = batch.policy_mask[:, :unroll] & batch.observation_mask[:, 1:]
+    expected = {
+        "value_loss": weighted(value, batch.value_mask, root_and_unrolled),
+        "policy_loss": weighted(policy, batch.policy_mask, root_and_unrolled),
+        "reward_loss": weighted(reward, batch.reward_mask, root_and_unrolled[1:]),
+        "consistency_loss": weighted(consistency, consistency_mask, root_and_unrolled[1:]),
+    }
+    for name, want in expected.items():
+        torch.testing.assert_close(metrics[name], want.float(), rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+
+
 def test_value_after_a_game_ending_action_is_trained_to_zero() -> None:
     """Past a terminal end the state is absorbing: the model learns value 0 there, instead of
     extrapolating the root's value into states the search will expand."""
