@@ -287,7 +287,7 @@ def game_prompts(game: Path, count: int) -> list[tuple[str, list[str]]]:
     """``count`` (prompt, candidates) pairs of the game, along random valid actions."""
     from priorzero_pl.assets.embedded import embedded_llm
     from priorzero_pl.envs import TextGame
-    from priorzero_pl.models.llm import load_llm
+    from priorzero_pl.llm.loading import load_llm
     from priorzero_pl.prior import PromptBuilder
 
     _, tokenizer = load_llm(embedded_llm())
@@ -306,12 +306,12 @@ def game_prompts(game: Path, count: int) -> list[tuple[str, list[str]]]:
 
 def prior_rate(model_dir: Path, device: str, pairs: list[tuple[str, list[str]]], seconds: float) -> float:
     """Candidates per second of the HF prior on ``device`` (bf16 on CUDA, fp32 on CPU)."""
-    from priorzero_pl.models.llm import load_llm
+    from priorzero_pl.llm import LLMPolicy, load_llm
     from priorzero_pl.prior import HFPrior
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model, tokenizer = load_llm(model_dir, dtype=dtype)
-    prior = HFPrior(model.to(device), tokenizer, length_normalise=True)
+    prior = HFPrior(LLMPolicy(model.to(device), tokenizer, length_normalise=True))
     prior.score([pairs[0][0]], [pairs[0][1]])  # warm-up: kernels, allocator
     scored, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

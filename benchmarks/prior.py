@@ -27,9 +27,9 @@ from transformers import PreTrainedTokenizerBase
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from priorzero_pl.assets.tiny_lm import build_tiny_lm  # noqa: E402
-from priorzero_pl.models.llm import load_llm  # noqa: E402
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs  # noqa: E402
-from priorzero_pl.prior.tokenization import encode_candidates  # noqa: E402
+from priorzero_pl.llm.loading import load_llm  # noqa: E402
+from priorzero_pl.llm.candidate_scoring import candidate_logprobs  # noqa: E402
+from priorzero_pl.llm.tokenization import encode_candidates  # noqa: E402
 from tests.references.prior_scoring import naive_candidate_logprobs  # noqa: E402
 
 PROMPT_TOKENS = 200

@@ -14,7 +14,7 @@ from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.objectives.ppo import PPOBatch, PPOObjective, ppo_rows
 
 

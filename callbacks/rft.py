@@ -13,7 +13,6 @@ from lightning.pytorch.callbacks import Callback
 from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.rft import RFTLoss, RFTObjective, rft_batch, select_top_episodes
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs
 
 
 class RFT(Callback):
@@ -70,7 +69,7 @@ class RFT(Callback):
         sequence_logprobs = None
         if self.loss == "tokens":
             # Mean per token, as a language-model loss is: long actions are not favoured or punished.
-            sequence_logprobs = functools.partial(candidate_logprobs, pl_module.llm, pl_module.tokenizer, length_normalise=True)
+            sequence_logprobs = functools.partial(pl_module.llm_policy.scores, length_normalise=True)
         self.objective = RFTObjective(self.loss, sequence_logprobs)
         pl_module.register_llm_objective(self.objective)
 

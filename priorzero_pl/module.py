@@ -14,17 +14,18 @@ from torchmetrics import MeanMetric
 from priorzero_pl.agent import ActingMode, ActingSettings, Agent
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_llm
 from priorzero_pl.buffer import WorldModelBatch
-from priorzero_pl.config import LLMConfig, OptimConfig
+from priorzero_pl.llm.config import LLMConfig
+from priorzero_pl.optim_config import OptimConfig
 from priorzero_pl.episodes import EvaluationRequest, play_episodes
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModel, WorldModelConfig
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.objectives.objective import CandidateBatch, LLMObjective
 from priorzero_pl.prior import PROMPT_VERSION, FallbackPrior, PriorConfig, build_prior, build_prompt_builder
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+from priorzero_pl.llm.policy import LLMPolicy
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 from priorzero_pl.resume import warn_on_other_prompt_versions
 
@@ -78,6 +79,8 @@ class PriorZeroModule(L.LightningModule):
             self.llm.gradient_checkpointing_enable()
         self.llm.requires_grad_(llm.train)
         self.llm.train(llm.train)  # from_pretrained returns eval mode; Lightning keeps submodule modes
+        self.llm_policy = LLMPolicy(self.llm, self.tokenizer, prior.length_normalise, prior.temperature)
+        """The LLM as a policy: the hf prior, distillation, RFT and PPO all score through it."""
         self.world_model = WorldModel(world_model)
         self.prompt_builder = build_prompt_builder(prior, self.tokenizer)
         self.prior: FallbackPrior | None = None
@@ -106,7 +109,7 @@ class PriorZeroModule(L.LightningModule):
                 f"set data.replay.discount to {self.mcts_config.discount}"
             )
         if self.prior is None:
-            self.prior = build_prior(self.prior_config, self.llm, self.tokenizer, model_path=self.llm_path)
+            self.prior = build_prior(self.prior_config, self.llm_policy, model_path=self.llm_path)
 
     def teardown(self, stage: str) -> None:
         if self.prior is not None:
@@ -148,14 +151,7 @@ class PriorZeroModule(L.LightningModule):
         exactly as the prior scores them (same prompt, same length normalisation, temperature).
 
         ``model`` scores with another copy of the LLM (PPO's frozen reference) the same way."""
-        raw = candidate_logprobs(
-            model if model is not None else self.llm,
-            self.tokenizer,
-            prompts,
-            candidates,
-            length_normalise=self.prior_config.length_normalise,
-        )
-        return [normalise_scores(r, self.prior_config.temperature) for r in raw]
+        return self.llm_policy.log_probs(prompts, candidates, model=model)
 
     def register_llm_objective(self, objective: LLMObjective) -> None:
         """Make ``objective`` known by its name (callbacks do it at fit start), so that batches

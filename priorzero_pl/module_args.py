@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from priorzero_pl.config import LLMConfig, OptimConfig
+from priorzero_pl.llm.config import LLMConfig
+from priorzero_pl.optim_config import OptimConfig
 from priorzero_pl.config_checks import require_int
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule

@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader, TensorDataset
 import callbacks.ppo as ppo_callback
 from callbacks import PPO, RFT, Checkpointing, Evaluation, GracefulFallback, Transcripts, VLLMWeightSync
 from callbacks.checkpointing import atomic_save_checkpoint
-import priorzero_pl.module
+import priorzero_pl.llm.policy
 from priorzero_pl import episodes
 from priorzero_pl.buffer.game_segment import GameSegment
 from priorzero_pl.episodes import EpisodeResult, TranscriptStep
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.llm import LLMPolicy
 from priorzero_pl.mcts import MCTSConfig
 from priorzero_pl.module import PriorZeroModule
 from priorzero_pl.objectives.ppo import PPOBatch, ppo_rows
@@ -110,6 +111,10 @@ class RecordingModule:
 
     # The real module's scoring, run on this fake's llm, tokenizer and prior_config.
     policy_logprobs = PriorZeroModule.policy_logprobs
+
+    @property
+    def llm_policy(self) -> LLMPolicy:
+        return LLMPolicy(self.llm, self.tokenizer, self.prior_config.length_normalise, self.prior_config.temperature)
 
     @property
     def llm_queue_size(self) -> int:
@@ -285,7 +290,7 @@ def test_ppo_round_queues_epochs_of_minibatches_scored_by_the_current_and_refere
         value = 0.0 if model is module.llm else 1.0
         return [torch.tensor([value, 0.0]) for _ in prompts]
 
-    monkeypatch.setattr(priorzero_pl.module, "candidate_logprobs", fake_scores)
+    monkeypatch.setattr(priorzero_pl.llm.policy, "candidate_logprobs", fake_scores)
     segments = [segment(f"e{i}", [float(i), 1.0, 0.0], [0.0, 0.5, 0.2], terminal=True) for i in range(3)]
     ppo = PPO(every_n_steps=5, recent_episodes=2, epochs=3, minibatch_size=4)
     module = RecordingModule()
@@ -326,7 +331,7 @@ def test_ppo_reference_is_the_pretrained_llm_whatever_was_restored_before(tiny_l
     """DeepSpeed restores a checkpoint after ``on_fit_start``, other strategies before: the
     reference is loaded from model.llm.path at train start, so a module whose weights a restore
     changed (at either point) gets the same reference, the one its checkpoint's fingerprint names."""
-    from priorzero_pl.models.llm import load_llm
+    from priorzero_pl.llm.loading import load_llm
 
     llm, tokenizer = load_llm(str(tiny_lm_path))
     module = RecordingModule(llm=llm)

@@ -23,11 +23,11 @@ CANDIDATES = ["open fridge", "go north", "take apple", "wait"]
 @needs_vllm
 def test_vllm_prior_matches_hf_prior(tiny_lm_path: Path) -> None:
     """The real engine scores the candidates like the HF backend does (same weights, bf16 noise)."""
-    from priorzero_pl.models.llm import load_llm
+    from priorzero_pl.llm import LLMPolicy, load_llm
     from priorzero_pl.prior import HFPrior, VLLMPrior
 
     model, tokenizer = load_llm(tiny_lm_path)
-    hf = HFPrior(model.cuda(), tokenizer).score([PROMPT], [CANDIDATES])[0]
+    hf = HFPrior(LLMPolicy(model.cuda(), tokenizer)).score([PROMPT], [CANDIDATES])[0]
     engine = VLLMPrior.from_model_path(tiny_lm_path, gpu_memory_utilization=0.2, enable_prefix_caching=True)
     try:
         vllm = engine.score([PROMPT], [CANDIDATES])[0]
@@ -43,12 +43,12 @@ def test_vllm_weight_sync_scores_with_the_new_weights(tiny_lm_path: Path) -> Non
     """Weight sync verified, not assumed: after the LLM changes materially and its weights are
     pushed, the engine's candidate probabilities are the HF prior's on the new weights (bf16
     tolerance) and no longer the old ones."""
-    from priorzero_pl.models.llm import load_llm
+    from priorzero_pl.llm import LLMPolicy, load_llm
     from priorzero_pl.prior import HFPrior, VLLMPrior
 
     model, tokenizer = load_llm(tiny_lm_path)
     model.cuda()
-    hf = HFPrior(model, tokenizer)
+    hf = HFPrior(LLMPolicy(model, tokenizer))
     engine = VLLMPrior.from_model_path(tiny_lm_path, gpu_memory_utilization=0.2, enable_prefix_caching=True)
     try:
         old = engine.score([PROMPT], [CANDIDATES])[0].exp()

@@ -13,7 +13,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 
 import priorzero_pl.agent
 from callbacks import Evaluation
-from priorzero_pl.config import LLMConfig
+from priorzero_pl.llm.config import LLMConfig
 from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModelConfig

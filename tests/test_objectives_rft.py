@@ -115,8 +115,8 @@ def test_tokens_loss_scores_only_the_chosen_action_text() -> None:
 
 def test_tokens_loss_trains_a_real_lm(tiny_lm_path: Path) -> None:
     """One SGD step on the token loss makes the chosen action's text more likely."""
-    from priorzero_pl.models.llm import load_llm
-    from priorzero_pl.prior.candidate_scoring import candidate_logprobs
+    from priorzero_pl.llm.loading import load_llm
+    from priorzero_pl.llm.candidate_scoring import candidate_logprobs
 
     torch.manual_seed(0)
     llm, tokenizer = load_llm(str(tiny_lm_path))

@@ -16,7 +16,7 @@ from priorzero_pl.assets.tiny_lm import llama_config, template_tokenizer, train_
 from priorzero_pl.cli import main
 from priorzero_pl.corpus import CorpusManifest, read_records
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.pretraining import action_rank, play_prior_only, play_random, rank_walkthrough_actions
 from priorzero_pl.pretraining.dataset import check_context, check_prompts, prompt_builder_for, split_by_game
 from priorzero_pl.prior import PromptBuilder

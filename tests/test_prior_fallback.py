@@ -10,8 +10,9 @@ from typing import Sequence
 import pytest
 import torch
 
+from priorzero_pl.llm import LLMPolicy
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.prior import (
     FallbackPrior,
     HFPrior,
@@ -197,12 +198,12 @@ def test_build_prior_skips_vllm_without_it(tiny_lm_path: Path, caplog: pytest.Lo
     model, tokenizer = load_llm(tiny_lm_path)
     config = PriorConfig(temperature=1.5, history_len=1)
     with caplog.at_level(logging.WARNING, logger="priorzero_pl.prior.config"):
-        prior = build_prior(config, model, tokenizer, model_path=str(tiny_lm_path))
+        prior = build_prior(config, LLMPolicy(model, tokenizer), model_path=str(tiny_lm_path))
     skips = [r.getMessage() for r in caplog.records if "'vllm' skipped" in r.getMessage()]
     assert len(skips) == 1 and "pip install" in skips[0]
     assert prior.backend_names == ["hf", "uniform"]
     hf = prior.backend("hf")
-    assert isinstance(hf, HFPrior) and hf.model is model and hf.temperature == 1.5
+    assert isinstance(hf, HFPrior) and hf.policy.model is model and hf.policy.temperature == 1.5
 
     builder = build_prompt_builder(config, tokenizer)
     assert builder.history_len == 1
@@ -213,11 +214,11 @@ def test_build_prior_skips_vllm_without_it(tiny_lm_path: Path, caplog: pytest.Lo
 
 def test_build_prior_vllm_required_is_an_error(tiny_lm_path: Path) -> None:
     with pytest.raises(PriorZeroInputError, match=r"priorzero-pl\[vllm\]"):
-        build_prior(PriorConfig(vllm_required=True), None, None, model_path=str(tiny_lm_path))
+        build_prior(PriorConfig(vllm_required=True), None, model_path=str(tiny_lm_path))
 
 
 def test_build_prior_without_llm_is_uniform() -> None:
-    prior = build_prior(PriorConfig(), None, None, model_path=None)
+    prior = build_prior(PriorConfig(), None, model_path=None)
     assert prior.backend_names == ["uniform"]
     with pytest.raises(PriorZeroInputError, match="no prior backend"):
-        build_prior(PriorConfig(backends=["hf"]), None, None, model_path=None)
+        build_prior(PriorConfig(backends=["hf"]), None, model_path=None)

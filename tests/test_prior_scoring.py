@@ -8,15 +8,16 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from priorzero_pl.config import LLMConfig
+from priorzero_pl.llm import LLMPolicy
+from priorzero_pl.llm.config import LLMConfig
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.module import PriorZeroModule
 from priorzero_pl.objectives.distillation import distillation_loss
-from priorzero_pl.models.llm import load_llm
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+from priorzero_pl.llm.loading import load_llm
+from priorzero_pl.llm.candidate_scoring import candidate_logprobs, normalise_scores
 from priorzero_pl.prior.hf_backend import HFPrior
 from priorzero_pl.prior.prompt import PromptBuilder
-from priorzero_pl.prior.tokenization import encode_candidates
+from priorzero_pl.llm.tokenization import encode_candidates
 from tests.references.prior_scoring import naive_candidate_logprobs
 
 
@@ -180,8 +181,8 @@ def test_chat_prompt_scores_match_naive(llm: tuple[PreTrainedModel, PreTrainedTo
 
 def test_hf_prior_normalises_and_restores_module_modes(llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:
     model, tokenizer = llm
-    prior = HFPrior(model, tokenizer, temperature=2.0)
-    assert prior.model is model
+    prior = HFPrior(LLMPolicy(model, tokenizer, temperature=2.0))
+    assert prior.policy.model is model
     model.train()
     frozen = model.get_input_embeddings()
     frozen.eval()

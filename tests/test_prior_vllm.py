@@ -22,10 +22,11 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from priorzero_pl.llm import LLMPolicy
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.prior import FallbackPrior, HFPrior, PriorRequest, UniformPrior, VLLMPrior
-from priorzero_pl.prior.tokenization import encode_candidates
+from priorzero_pl.llm.tokenization import encode_candidates
 from priorzero_pl.prior.vllm_worker import WeightSyncWorkerExtension, pack_weights, unpack_weights
 
 SAMPLING = SimpleNamespace(max_tokens=1, prompt_logprobs=0, skip_reading_prefix_cache=False)
@@ -156,7 +157,7 @@ def test_scores_match_hf_and_requests_run_concurrently(llm: tuple[PreTrainedMode
         got = prior.score(PROMPTS, CANDIDATES)
     finally:
         prior.close()
-    want = HFPrior(model, tokenizer, temperature=0.7, length_normalise=True).score(PROMPTS, CANDIDATES)
+    want = HFPrior(LLMPolicy(model, tokenizer, temperature=0.7, length_normalise=True)).score(PROMPTS, CANDIDATES)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
     assert engine.attempts == 5
@@ -177,7 +178,7 @@ def test_prefix_cache_hits_keep_scores_exact(llm: tuple[PreTrainedModel, PreTrai
         got = prior.score(PROMPTS[:1], CANDIDATES[:1])[0]
     finally:
         prior.close()
-    want = HFPrior(model, tokenizer).score(PROMPTS[:1], CANDIDATES[:1])[0]
+    want = HFPrior(LLMPolicy(model, tokenizer)).score(PROMPTS[:1], CANDIDATES[:1])[0]
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert engine.cache_hits == 2  # the second and third candidate reuse the first one's prompt
     assert prior.recomputed == (0 if hit == "inside_prompt" else 2)
@@ -211,7 +212,7 @@ def test_persistent_timeout_falls_back_to_hf(llm: tuple[PreTrainedModel, PreTrai
     model, tokenizer = llm
     engine = FakeEngine(model, stall=lambda attempt: True)
     vllm_prior = make_prior(engine, tokenizer, timeout_s=0.1, retries=1)
-    prior = FallbackPrior([vllm_prior, HFPrior(model, tokenizer), UniformPrior()])
+    prior = FallbackPrior([vllm_prior, HFPrior(LLMPolicy(model, tokenizer)), UniformPrior()])
     try:
         requests = [PriorRequest(p, c) for p, c in zip(PROMPTS, CANDIDATES)]
         out = prior.score(requests)
@@ -221,7 +222,7 @@ def test_persistent_timeout_falls_back_to_hf(llm: tuple[PreTrainedModel, PreTrai
     metrics = prior.metrics()
     assert metrics["fallbacks"] == 1 and metrics["failures/vllm"] == 1 and metrics["backend/hf"] == 1
     assert vllm_prior.timeouts >= 2  # the first attempt and its retry
-    want = HFPrior(model, tokenizer).score(PROMPTS, CANDIDATES)
+    want = HFPrior(LLMPolicy(model, tokenizer)).score(PROMPTS, CANDIDATES)
     for g, w in zip(out, want):
         torch.testing.assert_close(g, w)
 

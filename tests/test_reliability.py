@@ -31,12 +31,13 @@ from callbacks import Checkpointing, GracefulFallback
 
 from priorzero_pl.buffer import ReplayConfig
 from priorzero_pl.cli import build_cli, main
-from priorzero_pl.config import LLMConfig, OptimConfig
+from priorzero_pl.llm.config import LLMConfig
+from priorzero_pl.optim_config import OptimConfig
 from priorzero_pl.data_args import check_data_args
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
 from priorzero_pl.models import WorldModelConfig
-from priorzero_pl.models.llm import load_llm
+from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
@@ -311,7 +312,7 @@ def test_value_of_the_wrong_type_names_key_value_and_type(capsys: pytest.Capture
 
 def test_prior_messages_name_the_model_llm_path_key() -> None:
     with pytest.raises(PriorZeroInputError, match=r"needs model\.llm\.path"):
-        build_prior(PriorConfig(backends=["vllm", "uniform"], vllm_required=True), None, None, model_path=None)
+        build_prior(PriorConfig(backends=["vllm", "uniform"], vllm_required=True), None, model_path=None)
 
 
 def test_llm_loading_messages_name_the_model_llm_path_key(tmp_path: Path) -> None:

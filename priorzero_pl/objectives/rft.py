@@ -28,7 +28,7 @@ RFTLoss = Literal["tokens", "candidates"]
 class SequenceLogProbs(Protocol):
     """Raw, *not* candidate-normalised scores: prompts ``[N]`` and texts ``[N][A_i]`` to ``[A_i]``
     differentiable log-probs of each text's tokens after its prompt (mean per token), e.g.
-    ``functools.partial(candidate_logprobs, llm, tokenizer, length_normalise=True)``."""
+    ``functools.partial(llm_policy.scores, length_normalise=True)`` (see ``priorzero_pl.llm.LLMPolicy``)."""
 
     def __call__(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[torch.Tensor]: ...
 

@@ -1,7 +1,7 @@
 """How well a prior ranks the walkthrough's action among the candidates, on steps it never trained on.
 
-The prior is scored exactly as the agent's ``hf`` prior scores: :func:`candidate_logprobs` over the
-step's prompt and candidates. A uniform guess is the baseline: its top-1 is ``1/A`` and its mean
+The prior is scored exactly as the agent's ``hf`` prior scores: :class:`~priorzero_pl.llm.LLMPolicy`
+over the step's prompt and candidates. A uniform guess is the baseline: its top-1 is ``1/A`` and its mean
 rank ``(A+1)/2`` on a step with ``A`` candidates. Ties (scores within :data:`TIE_TOLERANCE`) count
 as the average of the tied places, so that a prior that scores every candidate alike gets the
 uniform figures.
@@ -16,7 +16,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from priorzero_pl.corpus.records import CorpusStep
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+from priorzero_pl.llm.policy import LLMPolicy
 
 
 @dataclass
@@ -81,14 +81,12 @@ def rank_walkthrough_actions(
     if not scorable:
         raise ValueError("no scorable steps to rank (every walkthrough action was off the candidate list)")
     model.eval()
+    policy = LLMPolicy(model, tokenizer, length_normalise=length_normalise, temperature=temperature)
     top1 = rank = nll = 0.0
     for start in range(0, len(scorable), batch_size):
         batch = scorable[start : start + batch_size]
-        raw = candidate_logprobs(
-            model, tokenizer, [s.prompt for s in batch], [s.candidates for s in batch], length_normalise=length_normalise
-        )
-        for scores, step in zip(raw, batch):
-            log_prior = normalise_scores(scores.float(), temperature)
+        log_priors = policy.log_probs([s.prompt for s in batch], [s.candidates for s in batch])
+        for log_prior, step in zip(log_priors, batch):
             hit, place = action_rank(log_prior, step.action_index)
             top1, rank, nll = top1 + hit, rank + place, nll - float(log_prior[step.action_index])
     n = len(scorable)

@@ -1,8 +1,7 @@
 """The LightningModule that pretrains a causal LM as a prior over walkthrough actions.
 
 The loss is the cross-entropy of the walkthrough's action among the step's candidates, with the
-candidates scored by :func:`candidate_logprobs` and normalised by :func:`normalise_scores`: the
-very computation the ``hf`` prior runs when the agent acts and that distillation trains, so the
+candidates scored and normalised by :class:`~priorzero_pl.llm.LLMPolicy`: the very computation the ``hf`` prior runs when the agent acts and that distillation trains, so the
 pretrained model is good at exactly what it will be asked.
 """
 
@@ -17,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from priorzero_pl.corpus.records import CorpusStep
 from priorzero_pl.pretraining.config import PretrainConfig
 from priorzero_pl.pretraining.heldout import action_rank
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
+from priorzero_pl.llm.policy import LLMPolicy
 
 
 class PriorPretraining(L.LightningModule):
@@ -32,16 +31,10 @@ class PriorPretraining(L.LightningModule):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
+        self.policy = LLMPolicy(model, tokenizer, length_normalise=config.length_normalise)
 
     def _log_priors(self, batch: list[CorpusStep]) -> list[torch.Tensor]:
-        raw = candidate_logprobs(
-            self.model,
-            self.tokenizer,
-            [s.prompt for s in batch],
-            [s.candidates for s in batch],
-            length_normalise=self.config.length_normalise,
-        )
-        return [normalise_scores(scores.float()) for scores in raw]
+        return self.policy.log_probs([s.prompt for s in batch], [s.candidates for s in batch])
 
     def training_step(self, batch: list[CorpusStep], batch_idx: int) -> torch.Tensor:
         log_priors = self._log_priors(batch)

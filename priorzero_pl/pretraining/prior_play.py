@@ -21,7 +21,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from priorzero_pl.envs.text_game import TextGame
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs
+from priorzero_pl.llm.candidate_scoring import candidate_logprobs
 from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
 
 

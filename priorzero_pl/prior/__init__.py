@@ -2,19 +2,16 @@
 
 from priorzero_pl.prior.backend import PriorBackend
 from priorzero_pl.prior.cache import LRUCache
-from priorzero_pl.prior.candidate_scoring import candidate_logprobs, normalise_scores
 from priorzero_pl.prior.config import PriorConfig, build_prior, build_prompt_builder
 from priorzero_pl.prior.fallback import FallbackPrior
 from priorzero_pl.prior.hf_backend import HFPrior
 from priorzero_pl.prior.prompt import PROMPT_VERSION, HistoryStep, PromptBuilder
 from priorzero_pl.prior.request import PriorRequest
-from priorzero_pl.prior.tokenization import CandidateTokens, encode_candidates
 from priorzero_pl.prior.uniform import UniformPrior
 from priorzero_pl.prior.vllm_backend import VLLMPrior
 
 __all__ = [
     "PROMPT_VERSION",
-    "CandidateTokens",
     "FallbackPrior",
     "HFPrior",
     "HistoryStep",
@@ -27,7 +24,4 @@ __all__ = [
     "VLLMPrior",
     "build_prior",
     "build_prompt_builder",
-    "candidate_logprobs",
-    "encode_candidates",
-    "normalise_scores",
 ]

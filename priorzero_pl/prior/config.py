@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from priorzero_pl.config_checks import require_int, require_number
 from priorzero_pl.errors import PriorZeroInputError
+from priorzero_pl.llm.policy import LLMPolicy
 from priorzero_pl.prior.backend import PriorBackend
 from priorzero_pl.prior.fallback import FallbackPrior
 from priorzero_pl.prior.hf_backend import HFPrior
@@ -115,31 +116,27 @@ def _start_vllm(
     return None
 
 
-def build_prior(
-    config: PriorConfig,
-    model: PreTrainedModel | None,
-    tokenizer: PreTrainedTokenizerBase | None,
-    *,
-    model_path: str | None,
-) -> FallbackPrior:
+def build_prior(config: PriorConfig, policy: LLMPolicy | None, *, model_path: str | None) -> FallbackPrior:
     """Start the configured backends in order and wrap them in a :class:`FallbackPrior`.
 
-    ``model`` is the trainable LLM module itself: the ``hf`` backend scores with it directly.
+    ``policy`` is the module's LLM policy (the trainable LM itself, scored with ``config``'s
+    length normalisation and temperature): the ``hf`` backend scores with it directly.
     A backend that cannot start is skipped with one log line (vLLM absent, no GPU, no model),
     except vLLM under ``vllm_required``, which raises :class:`PriorZeroInputError`.
     """
     backends: list[PriorBackend] = []
     for name in config.backends:
         if name == "vllm":
-            vllm_backend = _start_vllm(config, tokenizer, model_path)
+            vllm_backend = _start_vllm(config, policy.tokenizer if policy is not None else None, model_path)
             if vllm_backend is not None:
                 backends.append(vllm_backend)
         elif name == "hf":
-            if model is None or tokenizer is None:
+            if policy is None:
                 log.warning("prior backend 'hf' skipped: no LLM is loaded (set model.llm.path)")
                 continue
+            # The same LM, scored with this config's settings (the module builds its policy from them too).
             backends.append(
-                HFPrior(model, tokenizer, temperature=config.temperature, length_normalise=config.length_normalise)
+                HFPrior(replace(policy, temperature=config.temperature, length_normalise=config.length_normalise))
             )
         else:
             backends.append(UniformPrior())

@@ -30,9 +30,9 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.prior.candidate_scoring import normalise_scores
+from priorzero_pl.llm.candidate_scoring import normalise_scores
 from priorzero_pl.prior.event_loop import BackgroundEventLoop
-from priorzero_pl.prior.tokenization import CandidateTokens, encode_candidates
+from priorzero_pl.llm.tokenization import CandidateTokens, encode_candidates
 from priorzero_pl.prior.vllm_worker import DEFAULT_CHUNK_BYTES, LOAD_WEIGHTS_METHOD, WORKER_EXTENSION, pack_weights
 
 log = logging.getLogger(__name__)

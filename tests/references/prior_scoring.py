@@ -1,4 +1,4 @@
-"""The naive candidate scorer: the yardstick for ``priorzero_pl.prior.candidate_scoring``'s
+"""The naive candidate scorer: the yardstick for ``priorzero_pl.llm.candidate_scoring``'s
 shared-prefix scoring, checked against it by ``tests/test_prior_scoring.py`` and timed against it
 by ``benchmarks/prior.py``."""
 
@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from priorzero_pl.prior.tokenization import encode_candidates
+from priorzero_pl.llm.tokenization import encode_candidates
 
 
 def naive_candidate_logprobs(

@@ -35,7 +35,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.prior.tokenization import CandidateTokens, encode_candidates
+from priorzero_pl.llm.tokenization import CandidateTokens, encode_candidates
 
 _ADDITIVE_MASK_ATTENTION = ("eager", "sdpa")
 """Attention implementations that apply a caller's 4-D float mask as given."""

@@ -1,5 +1,4 @@
-"""Typed settings of the LLM policy and the optimizer (the world model, search and prior have their
-own config dataclasses next to their code)."""
+"""Typed settings of the LLM policy (the ``model.llm`` section)."""
 
 from __future__ import annotations
 
@@ -29,23 +28,3 @@ class LLMConfig:
             raise PriorZeroInputError("model.llm.path is empty: give a local Hugging Face model directory or 'embedded'")
         require_number("model.llm.distill_weight", self.distill_weight, at_least=0)
         require_int("model.llm.distill_max_roots", self.distill_max_roots, minimum=1)
-
-
-@dataclass
-class OptimConfig:
-    """One AdamW with a parameter group per model (DeepSpeed in Lightning takes one optimizer)."""
-
-    world_model_lr: float = 1e-3
-    """Learning rate of the world model group."""
-    llm_lr: float = 1e-5
-    """Learning rate of the LLM group."""
-    weight_decay: float = 0.01
-    """AdamW weight decay, both groups."""
-    warmup_steps: int = 0
-    """Linear learning-rate warm-up, in optimizer steps."""
-
-    def __post_init__(self) -> None:
-        require_number("model.optim.world_model_lr", self.world_model_lr, above=0)
-        require_number("model.optim.llm_lr", self.llm_lr, above=0)
-        require_number("model.optim.weight_decay", self.weight_decay, at_least=0)
-        require_int("model.optim.warmup_steps", self.warmup_steps, minimum=0)
