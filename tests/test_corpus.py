@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from transformers import AutoTokenizer
@@ -21,7 +22,8 @@ from priorzero_pl.corpus import (
     read_records,
     verify_records,
 )
-from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS
+from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_NOISE, DEFAULT_NOISY_EPISODES
+from priorzero_pl.corpus.noisy_expert import play_noisy_expert
 from priorzero_pl.corpus.manifest import assert_disjoint
 from priorzero_pl.corpus.plan import COOKING_GO
 from priorzero_pl.envs import TextGame
@@ -97,8 +99,9 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
         max_observation_chars=manifest.prompt.max_observation_chars,
     )
     for entry in manifest.built_games():
-        game_steps = [s for s in steps if s.game == entry.id]
+        game_steps = [s for s in steps if s.game == entry.id and s.episode == 0]
         assert entry.won and entry.steps == len(game_steps) and entry.score == entry.max_score > 0
+        assert all(s.played is None for s in game_steps)
         with TextGame(tiny_corpus / "games" / f"{entry.id}.z8") as game:
             record = game.reset()
             for step in game_steps:
@@ -109,6 +112,61 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
                 assert step.reward == record.reward
                 if step.scorable:
                     assert step.candidates[step.action_index] == step.action
+
+
+def test_noisy_expert_states_are_replayable_and_labelled_by_the_winning_plan(tiny_corpus: Path, tiny_lm_path: Path) -> None:
+    """Each noisy step is the state the played commands lead to, labelled with the expert's next
+    command there; from the state after a random move, the expert's labels still win."""
+    manifest = CorpusManifest.load(tiny_corpus)
+    entry = manifest.built_games()[0]
+    game_file = tiny_corpus / "games" / f"{entry.id}.z8"
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_lm_path), history_len=2, max_observation_chars=256)
+    steps = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.5, rng=np.random.default_rng(0), max_steps=40)
+    deviations = [i for i, s in enumerate(steps) if s.played is not None]
+    assert deviations and all(s.episode == 1 for s in steps)
+    with TextGame(game_file, max_steps=200, track_winning_plan=True) as game:
+        record = game.reset()
+        for step in steps:
+            assert (step.observation, step.candidates) == (record.observation, record.candidates)
+            assert step.action == game.winning_plan()[0] == step.candidates[step.action_index]
+            assert step.played != step.action
+            assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
+            record = game.step(step.played or step.action)
+            assert step.reward == record.reward
+        assert record.done or game.winning_plan() is None or len(steps) == 40
+
+        record = game.reset()
+        for step in steps[: deviations[0] + 1]:
+            record = game.step(step.played or step.action)
+        while not record.done:
+            record = game.step(game.winning_plan()[0])
+        assert record.won
+
+
+def test_noisy_episodes_add_new_states_only(tiny_corpus: Path) -> None:
+    manifest = CorpusManifest.load(tiny_corpus)
+    steps = list(read_records(tiny_corpus / "records.jsonl"))
+    assert manifest.noisy_episodes == DEFAULT_NOISY_EPISODES and manifest.noise == DEFAULT_NOISE
+    assert sum(g.noisy_steps for g in manifest.built_games()) > 0
+    for entry in manifest.built_games():
+        game_steps = [s for s in steps if s.game == entry.id]
+        assert len(game_steps) == entry.steps + entry.noisy_steps
+        assert len({(s.prompt, s.action) for s in game_steps}) == len(game_steps)
+        assert {s.episode for s in game_steps} <= set(range(DEFAULT_NOISY_EPISODES + 1))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda out, plan: build_corpus(out, plan, noisy_episodes=-1, progress=False), "noisy_episodes=-1"),
+        (lambda out, plan: build_corpus(out, plan, noise=1.0, progress=False), "noise=1.0"),
+    ],
+)
+def test_bad_noise_settings_are_refused(call, message: str, tmp_path: Path) -> None:
+    plan = CorpusPlan(split="train", num_games=1, family_weights={"tw-cooking": 1.0})
+    with pytest.raises(PriorZeroInputError, match=message):
+        call(tmp_path, plan)
+    assert not (tmp_path / "records.jsonl").exists()
 
 
 def test_manifest_lists_every_game_and_hashes_the_records(tiny_corpus: Path, tmp_path: Path) -> None:

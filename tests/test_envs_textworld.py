@@ -93,4 +93,45 @@ def test_intro_observation_has_no_ascii_banner(tw_game_path) -> None:
 
     with TextGame(tw_game_path) as game:
         intro = game.reset().observation
-    assert "$$" not in intro and intro.startswith("Hey, thanks for coming over")
+    inventory, _, feedback = intro.partition("\n\n")
+    assert "$$" not in intro and inventory == "You are carrying nothing."
+    assert feedback.startswith("Hey, thanks for coming over")
+
+
+def test_observation_leads_with_what_is_carried(tmp_path: Path) -> None:
+    """A cooking game's right next step depends on what is carried: every observation says it first."""
+    path = make_game(tmp_path, family="tw-cooking", seed=1)
+    with TextGame(path, max_steps=200) as game:
+        record = game.reset()
+        for action in game.walkthrough() or []:
+            record = game.step(action)
+            if action.startswith("take "):
+                item = action.removeprefix("take ").split(" from ")[0]
+                assert record.observation.startswith("You are carrying:")
+                assert item in record.observation.partition("\n\n")[0]
+                return
+    pytest.fail("the cooking walkthrough takes nothing")
+
+
+def test_winning_plan_recovers_from_a_wrong_move(tw_game_path: Path) -> None:
+    """After a move off the walkthrough, TextWorld's replanned commands still win the game."""
+    with TextGame(tw_game_path, max_steps=200, track_winning_plan=True) as game:
+        record = game.reset()
+        plan = game.winning_plan()
+        assert plan and plan[0] in record.candidates
+        detour = next(c for c in record.candidates if c != plan[0] and not c.startswith(("examine", "look", "inventory")))
+        record = game.step(detour)
+        while not record.done:
+            plan = game.winning_plan()
+            assert plan and plan[0] in record.candidates
+            record = game.step(plan[0])
+        assert record.won and game.winning_plan() is None
+
+
+def test_winning_plan_needs_tracking_and_a_textworld_game(tw_game_path: Path, shared_games_dir: Path) -> None:
+    with TextGame(tw_game_path) as game:
+        game.reset()
+        with pytest.raises(PriorZeroInputError, match="track_winning_plan=True"):
+            game.winning_plan()
+    with pytest.raises(PriorZeroInputError, match="not a TextWorld game"):
+        TextGame(shared_games_dir / "detective.z5", track_winning_plan=True)

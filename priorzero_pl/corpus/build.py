@@ -1,7 +1,8 @@
 """``priorzero corpus --out DIR``: generate games, play their walkthroughs, write records and manifest.
 
 The output directory holds ``games/`` (the generated games, reused by a rerun), ``records.jsonl``
-(one :class:`CorpusStep` per walkthrough step) and ``manifest.json`` (every game, the prompt
+(one :class:`CorpusStep` per step of each game's walkthrough and of its noise-injected expert
+episodes, see :mod:`~priorzero_pl.corpus.noisy_expert`) and ``manifest.json`` (every game, the prompt
 settings, the split rule, the records' SHA-256 and the command that rebuilds it). Everything
 follows from the command line: the same command writes the same records, byte for byte.
 """
@@ -17,7 +18,10 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from priorzero_pl.assets.tiny_lm import template_tokenizer
+import numpy as np
+
 from priorzero_pl.corpus.manifest import CorpusManifest, GameEntry, PromptSettings, game_uuid
+from priorzero_pl.corpus.noisy_expert import play_noisy_expert
 from priorzero_pl.corpus.plan import DEFAULT_FAMILY_WEIGHTS, CorpusPlan
 from priorzero_pl.corpus.records import RECORDS_FILE, CorpusStep, write_records
 from priorzero_pl.corpus.spec import split_rule
@@ -27,9 +31,16 @@ from priorzero_pl.prior.prompt import PROMPT_VERSION, PromptBuilder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HISTORY_LEN = 2
-DEFAULT_MAX_OBSERVATION_CHARS = 256
+DEFAULT_HISTORY_LEN = 4
+DEFAULT_MAX_OBSERVATION_CHARS = 512
 """The prompt settings of ``configs/debug.yaml``'s ``model.prior`` (a test keeps them equal)."""
+
+DEFAULT_NOISY_EPISODES = 3
+DEFAULT_NOISE = 0.3
+"""Noise-injected expert episodes per game and the chance that one of their steps plays a random candidate."""
+
+NOISY_EPISODE_STEPS = 3
+"""A noisy episode stops after this many times the walkthrough's length (noise can loop)."""
 
 
 def build_corpus(
@@ -39,14 +50,23 @@ def build_corpus(
     history_len: int = DEFAULT_HISTORY_LEN,
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
     use_chat_template: bool = True,
+    noisy_episodes: int = DEFAULT_NOISY_EPISODES,
+    noise: float = DEFAULT_NOISE,
     command: str = "",
     progress: bool = True,
 ) -> CorpusManifest:
     """Build the corpus of ``plan`` into ``out_dir`` and return its manifest (also written there).
 
     A game that TextWorld cannot generate (no quest fits the drawn map) is listed with its error
-    and skipped; the manifest's records hash covers every step written.
+    and skipped; the manifest's records hash covers every step written. Each game's walkthrough is
+    followed by ``noisy_episodes`` expert episodes with ``noise`` (drawn from the game's seed);
+    a noisy step whose prompt and label the game already recorded is dropped, so the states
+    before the first deviation are not counted again.
     """
+    if noisy_episodes < 0:
+        raise PriorZeroInputError(f"noisy_episodes={noisy_episodes}: must be >= 0")
+    if not 0.0 <= noise < 1.0:
+        raise PriorZeroInputError(f"noise={noise}: must be a probability in [0, 1)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     builder = PromptBuilder(
@@ -66,12 +86,24 @@ def build_corpus(
             entries.append(GameEntry(id=f"{spec.family}-seed{spec.seed}", spec=spec.to_dict(), error=str(exc)))
             continue
         played = play_walkthrough(game_file, game_file.stem, builder)
+        seen = {(step.prompt, step.action) for step in played.steps}
+        noisy: list[CorpusStep] = []
+        for episode in range(1, noisy_episodes + 1):
+            rng = np.random.default_rng([spec.seed, episode])
+            max_steps = NOISY_EPISODE_STEPS * max(len(played.steps), 1)
+            for step in play_noisy_expert(
+                game_file, game_file.stem, builder, episode=episode, noise=noise, rng=rng, max_steps=max_steps
+            ):
+                if (step.prompt, step.action) not in seen:
+                    seen.add((step.prompt, step.action))
+                    noisy.append(step)
         entries.append(
             GameEntry(
                 id=game_file.stem,
                 spec=spec.to_dict(),
                 uuid=game_uuid(game_file),
                 steps=len(played.steps),
+                noisy_steps=len(noisy),
                 off_candidate_steps=played.off_candidate_steps,
                 fallback_steps=played.fallback_steps,
                 score=played.score,
@@ -80,6 +112,7 @@ def build_corpus(
             )
         )
         steps.extend(played.steps)
+        steps.extend(noisy)
         bar.set_postfix(steps=len(steps), failed=sum(e.error is not None for e in entries))
     digest = write_records(out_dir / RECORDS_FILE, steps)
     first, last = plan.seed_range
@@ -97,6 +130,8 @@ def build_corpus(
             chat_template=builder.tokenizer.chat_template if builder.use_chat_template else None,
         ),
         split_rule=split_rule(),
+        noisy_episodes=noisy_episodes,
+        noise=noise,
         games=entries,
         num_records=len(steps),
         records_sha256=digest,
@@ -154,6 +189,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--history-len", type=int, default=DEFAULT_HISTORY_LEN, help="prompt setting (default: %(default)s)")
     p.add_argument("--max-observation-chars", type=int, default=DEFAULT_MAX_OBSERVATION_CHARS,
                    help="prompt setting (default: %(default)s)")
+    p.add_argument("--noisy-episodes", type=int, default=DEFAULT_NOISY_EPISODES,
+                   help="noise-injected expert episodes per game, labelled by TextWorld's winning plan (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=DEFAULT_NOISE,
+                   help="chance that a noisy episode's step plays a random other candidate (default: %(default)s)")
     p.add_argument("--no-chat-template", action="store_true", help="render plain prompts instead of chat turns")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -176,6 +215,7 @@ def main(argv: Sequence[str]) -> CorpusManifest:
             "--seed-start", str(plan.seed_start), "--families", ",".join(f"{k}={v:g}" for k, v in family_weights.items()),
             *(["--cooking", _join(plan.cooking_options)] if plan.cooking_options is not None else []),
             "--history-len", str(args.history_len), "--max-observation-chars", str(args.max_observation_chars),
+            "--noisy-episodes", str(args.noisy_episodes), "--noise", f"{args.noise:g}",
             *(["--no-chat-template"] if args.no_chat_template else []),
         ]
     )
@@ -185,6 +225,8 @@ def main(argv: Sequence[str]) -> CorpusManifest:
         history_len=args.history_len,
         max_observation_chars=args.max_observation_chars,
         use_chat_template=not args.no_chat_template,
+        noisy_episodes=args.noisy_episodes,
+        noise=args.noise,
         command=command,
         progress=not args.no_progress,
     )

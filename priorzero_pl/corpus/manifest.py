@@ -41,6 +41,7 @@ class GameEntry:
         spec: family, seed, split and options (``GameSpec.to_dict``).
         uuid: TextWorld's id of the generated game (None when generation failed).
         steps: walkthrough steps recorded.
+        noisy_steps: steps recorded from its noise-injected expert episodes (repeats dropped).
         off_candidate_steps: of those, steps whose walkthrough command was not a candidate.
         fallback_steps: of those, steps whose candidates were ``TextGame``'s default actions.
         score, max_score, won: how the walkthrough ended.
@@ -51,6 +52,7 @@ class GameEntry:
     spec: dict[str, Any]
     uuid: str | None = None
     steps: int = 0
+    noisy_steps: int = 0
     off_candidate_steps: int = 0
     fallback_steps: int = 0
     score: float = 0.0
@@ -70,6 +72,10 @@ class CorpusManifest:
     cooking_options: dict[str, Any] | None
     prompt: PromptSettings
     split_rule: dict[str, Any]
+    noisy_episodes: int = 0
+    """Noise-injected expert episodes per game (:mod:`~priorzero_pl.corpus.noisy_expert`)."""
+    noise: float = 0.0
+    """Their chance of a random step."""
     games: list[GameEntry] = field(default_factory=list)
     num_records: int = 0
     records_sha256: str = ""

@@ -20,20 +20,24 @@ RECORDS_FILE = "records.jsonl"
 
 @dataclass
 class CorpusStep:
-    """What the agent saw at one step of a walkthrough, and what the walkthrough did.
+    """What the agent saw at one step of an expert's episode, and what the expert did there.
 
     Attributes:
         game: the manifest id of the game (its file stem).
-        step: index of the step in the walkthrough (0 = after reset).
+        step: index of the step in its episode (0 = after reset).
         history: the past steps the prompt shows, oldest first, each ``[observation, action, reward]``.
         observation: the game's text at this step, as ``TextGame`` returned it.
         candidates: ``[A]`` the valid actions ``TextGame`` offered (sorted, what the agent chooses from).
-        action: the walkthrough's command.
+        action: the expert's command: the walkthrough's (episode 0), else the first of TextWorld's
+            winning plan from this state.
         action_index: its index in ``candidates``, or -1 when the walkthrough's command is not among
             them (TextWorld's walkthroughs sometimes repeat a no-op such as opening an open door):
             such steps are played and kept in the history but never scored.
-        reward: what the walkthrough's command earned (the score change).
+        reward: what the command played at this step earned (the score change).
         prompt: the prior's prompt for this step, exactly as :class:`PromptBuilder` built it.
+        episode: 0 for the walkthrough, n >= 1 for the n-th noise-injected expert episode.
+        played: the command sent instead of ``action`` when the noise replaced it (None: ``action``
+            was played); it is what the next steps' history shows.
     """
 
     game: str
@@ -45,6 +49,8 @@ class CorpusStep:
     action_index: int
     reward: float
     prompt: str
+    episode: int = 0
+    played: str | None = None
 
     @property
     def scorable(self) -> bool:

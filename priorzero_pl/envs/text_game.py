@@ -51,6 +51,8 @@ class TextGame:
     ``use_valid_actions=False`` skips the search (every record falls back to ``default_actions``):
     for replaying walkthroughs and for benchmarks of stepping alone. ``valid_action_workers`` is
     the number of processes a Jericho search runs on (None: one per core, at most 8).
+    ``track_winning_plan`` (TextWorld games only) keeps :meth:`winning_plan` up to date: an expert
+    for every state, which the corpus uses to label states off the walkthrough.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class TextGame:
         use_valid_actions: bool = True,
         valid_action_workers: int | None = None,
         cache_audit_rate: float = 0.0,
+        track_winning_plan: bool = False,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise PriorZeroInputError(f"seed={seed!r}: must be an integer >= 0")
@@ -81,6 +84,10 @@ class TextGame:
         if not defaults:
             raise PriorZeroInputError("default_actions is empty: give at least one fallback action such as 'look'")
         self._path = resolve_game(game, games_dir)
+        if track_winning_plan and not is_textworld_game(self._path):
+            raise PriorZeroInputError(
+                f"track_winning_plan=True: {self._path.name} is not a TextWorld game; only TextWorld knows a winning plan from any state"
+            )
         self._max_steps = max_steps
         self._timeout = float(valid_actions_timeout)
         self._default_actions = defaults
@@ -89,7 +96,7 @@ class TextGame:
         self._last_lists: OrderedDict[str, tuple[list[str], bool]] = OrderedDict()
         self._audit_rate = float(cache_audit_rate)
         self._audit_rng = random.Random(seed)
-        self._backend = _open_backend(self._path, seed, use_valid_actions, valid_action_workers)
+        self._backend = _open_backend(self._path, seed, use_valid_actions, valid_action_workers, track_winning_plan)
         self._steps = 0
         self._score = 0.0
         self._done = True
@@ -146,6 +153,17 @@ class TextGame:
     def walkthrough(self) -> list[str] | None:
         """Commands that win the game from ``reset()`` (with seed 0), or None when the game has none."""
         return self._backend.walkthrough()
+
+    def winning_plan(self) -> list[str] | None:
+        """Commands that win from the current state (TextWorld games opened with ``track_winning_plan``).
+
+        None when no win is reachable any more or the episode is over.
+        """
+        from priorzero_pl.envs.textworld_backend import TextWorldBackend
+
+        if not isinstance(self._backend, TextWorldBackend):
+            raise PriorZeroInputError(f"{self._path.name}: winning_plan() needs a TextWorld game opened with track_winning_plan=True")
+        return self._backend.winning_plan()
 
     def close(self) -> None:
         """Free the interpreter and the valid-action processes."""
@@ -247,11 +265,13 @@ class TextGame:
         return list(actions), source
 
 
-def _open_backend(path: Path, seed: int, use_valid_actions: bool, search_workers: int | None) -> GameBackend:
+def _open_backend(
+    path: Path, seed: int, use_valid_actions: bool, search_workers: int | None, track_winning_plan: bool
+) -> GameBackend:
     if is_textworld_game(path):
         from priorzero_pl.envs.textworld_backend import TextWorldBackend
 
-        return TextWorldBackend(path, seed)
+        return TextWorldBackend(path, seed, track_winning_plan=track_winning_plan)
     from priorzero_pl.envs.jericho_backend import JerichoBackend
 
     return JerichoBackend(path, seed, use_valid_actions, search_workers)

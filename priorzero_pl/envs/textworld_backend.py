@@ -2,6 +2,10 @@
 
 Bare Frotz on such a ``.z8`` reports max score 0 and no valid actions; TextWorld tracks the game's
 logical state from the ``.json`` and derives score, admissible commands and the walkthrough from it.
+
+The observation is the inventory followed by the game's feedback, as TextWorld agents commonly
+read it (GATA, LightZero's TextWorld env): a cooking game is a sequence of take / cut / cook
+steps whose right next step depends on what is carried, which the last few messages rarely say.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Callable
 from jericho.jericho import UnsupportedGameWarning
 
 from priorzero_pl.envs.backend import BackendObservation, ValidActions, frotz_seed
+from priorzero_pl.errors import PriorZeroInputError
 
 
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -32,9 +37,14 @@ def strip_banner(text: str) -> str:
 
 
 class TextWorldBackend:
-    """A ``tw-make`` game run by ``textworld.start`` with state tracking switched on."""
+    """A ``tw-make`` game run by ``textworld.start`` with state tracking switched on.
 
-    def __init__(self, story: Path, seed: int) -> None:
+    ``track_winning_plan`` makes TextWorld replan the commands that win from the current state
+    after every step (:meth:`winning_plan`, an expert for any state: what the corpus labels
+    off-walkthrough states with); it costs 1-5 ms a step, so only the corpus asks for it.
+    """
+
+    def __init__(self, story: Path, seed: int, *, track_winning_plan: bool = False) -> None:
         # Imported here: textworld costs half a second to import and Jericho-only runs never need it.
         import textworld
 
@@ -47,9 +57,12 @@ class TextWorldBackend:
             moves=True,
             won=True,
             lost=True,
+            inventory=True,
+            policy_commands=track_winning_plan,
             extras=["walkthrough"],
         )
         self._story = story
+        self._track_winning_plan = track_winning_plan
         self._env = textworld.start(str(story), request_infos=infos)
         self._env.seed(frotz_seed(seed, None))
         # TextWorld reports max score and walkthrough only in a game state, so start the game once here.
@@ -103,6 +116,16 @@ class TextWorldBackend:
         """The winning command list TextWorld stored when it generated the game."""
         return list(self._walkthrough) if self._walkthrough else None
 
+    def winning_plan(self) -> list[str] | None:
+        """The shortest command list TextWorld knows that wins from the current state; None when none does.
+
+        None also after the game ended, or when a quest can no longer be completed (e.g. a burnt meal).
+        """
+        if not self._track_winning_plan:
+            raise PriorZeroInputError(f"{self._story}: winning_plan() needs the backend opened with track_winning_plan=True")
+        plan = self._state.get("policy_commands")
+        return list(plan) if plan else None
+
     def close(self) -> None:
         """Free the interpreter."""
         self._env.close()
@@ -117,8 +140,10 @@ class TextWorldBackend:
 
     def _observe(self) -> BackendObservation:
         won = bool(self._state["won"])
+        feedback = strip_banner(str(self._state["feedback"]))
+        inventory = str(self._state["inventory"] or "").strip()
         return BackendObservation(
-            observation=strip_banner(str(self._state["feedback"])),
+            observation=f"{inventory}\n\n{feedback}" if inventory else feedback,
             score=float(self._state["score"]),
             moves=int(self._state["moves"] or 0),
             done=won or bool(self._state["lost"]),
