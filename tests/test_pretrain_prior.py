@@ -55,6 +55,10 @@ def test_small_run_beats_uniform_on_unseen_games(pretrained: tuple[Path, Path], 
     again = rank_walkthrough_actions(model, tokenizer, steps, length_normalise=report["config"]["length_normalise"])
     assert again.top1 == pytest.approx(report["test"]["top1"])
     assert again.nll == pytest.approx(report["test"]["nll"], rel=1e-4)
+    walkthrough = [s for s in steps if s.episode == 0]
+    assert 0 < report["test_walkthrough"]["steps"] == sum(s.scorable for s in walkthrough) < report["test"]["steps"]
+    again = rank_walkthrough_actions(model, tokenizer, walkthrough, length_normalise=report["config"]["length_normalise"])
+    assert again.top1 == pytest.approx(report["test_walkthrough"]["top1"])
 
 
 def test_action_rank_splits_ties() -> None:

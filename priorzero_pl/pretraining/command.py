@@ -192,6 +192,11 @@ def _pretrain(
     }
     if test is not None:
         report["test"] = rank_walkthrough_actions(model, tokenizer, test[1], length_normalise=config.length_normalise).to_dict()
+        # The walkthrough's own states: the figure corpora without noisy episodes report as "test".
+        walkthrough = [s for s in test[1] if s.episode == 0]
+        report["test_walkthrough"] = rank_walkthrough_actions(
+            model, tokenizer, walkthrough, length_normalise=config.length_normalise
+        ).to_dict()
         if play_max_steps > 0:
             game_files = [Path(test_corpus_dir) / "games" / f"{g.id}.z8" for g in test[0].built_games()]
             report["play"] = compare_prior_with_random(
