@@ -191,8 +191,8 @@ def test_embedded_is_the_shipped_pretrained_prior() -> None:
     the project set (top-1 at least twice uniform's), and debug.yaml scores it as it was trained."""
     import yaml
 
-    from priorzero_pl.assets.embedded import PRETRAINED_PRIOR, embedded_llm
-    from priorzero_pl.corpus.manifest import assert_disjoint
+    from priorzero_pl.assets.embedded import PRETRAINED_PRIOR, embedded_game_spec, embedded_llm
+    from priorzero_pl.corpus.manifest import assert_disjoint, assert_not_in_corpus
 
     path = embedded_llm()
     assert path == PRETRAINED_PRIOR
@@ -206,6 +206,9 @@ def test_embedded_is_the_shipped_pretrained_prior() -> None:
     test = CorpusManifest.load(path / "test_manifest.json")
     assert (corpus.split, test.split) == ("train", "test")
     assert_disjoint(test, corpus)
+    for manifest in (corpus, test):  # the demo's game is unseen too
+        assert_not_in_corpus(embedded_game_spec(), manifest)
+        assert embedded_game_spec().seed not in {g.spec["seed"] for g in manifest.games}
 
     debug = Path(__file__).resolve().parents[1] / "configs" / "debug.yaml"
     model_section = yaml.safe_load(debug.read_text())["model"]
