@@ -24,10 +24,13 @@ is the smallest over the configs. Also written to ``--out`` (default
 ``benchmarks/results/throughput-<date>.json``).
 
 Run it with nothing else on the machine, or say how it was loaded: the speed-up depends on it.
+On a loaded 2-core machine (load average 3-6) a ``default`` fit is the slow part: a debug.yaml
+step took about 10 s (1.2 s with the budget), and the zork1 run's warm-up and first step more than
+10 minutes (about 1 minute with the budget), so the default run may take an hour or more there.
 ``OMP_NUM_THREADS`` in the environment does not narrow the ``default`` mode: it gets one thread per
 available core, torch's default without that variable.
 
-    python benchmarks/throughput.py                                  # the benchmark
+    python benchmarks/throughput.py                                  # the benchmark (24 steps x 2 repeats)
     python benchmarks/throughput.py --steps 4 --repeats 1 --configs debug --out /tmp/throughput.json  # smoke
 """
 
@@ -165,8 +168,8 @@ def table(config: str, modes: dict[str, dict[str, Any]], threads: dict[str, int]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="training steps per fit")
-    parser.add_argument("--repeats", type=int, default=3, help="fits per config and threading mode (alternating)")
+    parser.add_argument("--steps", type=int, default=24, help="training steps per fit")
+    parser.add_argument("--repeats", type=int, default=2, help="fits per config and threading mode (alternating)")
     parser.add_argument("--skip", type=int, default=1, help="first steps of each fit left out (the warm-up)")
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), help="threading modes (both for speedup_threads)")

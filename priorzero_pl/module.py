@@ -286,6 +286,7 @@ class PriorZeroModule(L.LightningModule):
 
     # ----------------------------------------------------------- telemetry
     def on_before_backward(self, loss: torch.Tensor) -> None:
+        """Start the ``backward`` stage (the hooks bracket the strategy's and precision's backward)."""
         self._backward_started = perf_counter()
 
     def on_after_backward(self) -> None:
@@ -299,6 +300,7 @@ class PriorZeroModule(L.LightningModule):
         self._perf_window, self._perf_window_steps = StageTotals(), 0
 
     def on_validation_start(self) -> None:
+        """Start the ``evaluation`` stage: validation runs between training steps and counts in the next."""
         self._validation_started = perf_counter()
 
     def on_validation_end(self) -> None:
