@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Iterator
 
 import lightning as L
@@ -19,7 +20,8 @@ from priorzero_pl.envs import EnvPool, resolve_game
 from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 from priorzero_pl.resume import warn_on_other_prompt_versions
-from priorzero_pl.rollout import Rollout
+from priorzero_pl.rollout import Rollout, TimedGames
+from priorzero_pl.stage_timer import StageTimer
 from priorzero_pl.threads import ThreadBudget, apply_thread_budget, plan_thread_budget
 
 _BUFFER_STREAM, _ACTING_STREAM = 0, 1
@@ -200,11 +202,18 @@ class PriorZeroDataModule(L.LightningDataModule):
     def _ensure_rollout(self) -> Rollout:
         if self.rollout is None:
             self.env_pool = EnvPool(self.game_path, self.num_envs, seed=self.env_seed, **self.game_kwargs())
-            self.rollout = Rollout(self.env_pool, game=self.game_path, restart=True)
+            timer = self._stage_timer()
+            games = self.env_pool if timer is None else TimedGames(self.env_pool, timer)
+            self.rollout = Rollout(games, game=self.game_path, restart=True)
             if self._saved_rollout is not None:
                 self.rollout.restore(self._saved_rollout)
                 self._saved_rollout = None
         return self.rollout
+
+    def _stage_timer(self) -> StageTimer | None:
+        """The module's stage timer (``PriorZeroModule.stage_timer``), which collection reports to."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "stage_timer", None)
 
     def teardown(self, stage: str) -> None:
         """Close the games; the episodes in progress are kept, for a checkpoint written after."""
@@ -235,7 +244,12 @@ class PriorZeroDataModule(L.LightningDataModule):
             batch["collect"] = self.collect_round()
             self.batches_left = self.batches_per_collect
         self.batches_left -= 1
-        batch["world_model"] = self.buffer.sample(self.batch_size)
+        timer = self._stage_timer()
+        if timer is None:
+            batch["world_model"] = self.buffer.sample(self.batch_size)
+        else:
+            with timer.stage("replay_sample"):
+                batch["world_model"] = self.buffer.sample(self.batch_size)
         return batch
 
     def stop_requested(self) -> bool:
@@ -254,6 +268,16 @@ class PriorZeroDataModule(L.LightningDataModule):
         to sample the loop takes one more step and stops there (with a checkpoint); before the
         buffer holds anything, a SIGTERM raises ``SIGTERMException`` (``callbacks.Checkpointing``
         saves the warm-up's episodes on it) and a Ctrl+C ``KeyboardInterrupt``."""
+        timer = self._stage_timer()
+        if timer is None:
+            return self._collect_round()
+        started, timed = perf_counter(), timer.total()
+        try:
+            return self._collect_round()
+        finally:  # what the round's env, prior and search stages did not hold
+            timer.add("collect_other", max(0.0, perf_counter() - started - (timer.total() - timed)))
+
+    def _collect_round(self) -> dict[str, float]:
         module = self.trainer.lightning_module
         target = self.collect_steps if self.buffer.num_steps >= max(self.warmup_steps, 1) else max(self.warmup_steps, 1)
         while True:

@@ -7,7 +7,9 @@ only in the settings it was built with (``PriorZeroModule.acting_agent(purpose)`
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Literal, Sequence
 
 import numpy as np
@@ -18,6 +20,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.mcts import MCTSConfig, run_search
 from priorzero_pl.mcts.types import SearchModel
 from priorzero_pl.prior import FallbackPrior, HistoryStep, PriorRequest, PromptBuilder
+from priorzero_pl.stage_timer import StageTimer, TimedSearchModel
 
 ActingMode = Literal["world_model", "world_model+prior", "prior"]
 """``world_model``: search without the LLM prior; ``world_model+prior``: search with the prior
@@ -92,6 +95,9 @@ class Agent:
         prompt_builder: turns history + observation + candidates into the prior's prompt.
         mcts: search settings.
         settings: how it acts (mode, exploration, temperature, prior weight).
+        timer: where the seconds of prior scoring (``prior``, items: candidates scored) and search
+            (``search_model``: the world model's calls; ``search_tree``: the rest of the search,
+            items: simulations) go; None times nothing. The collecting agent gets the module's.
     """
 
     def __init__(
@@ -101,12 +107,14 @@ class Agent:
         prompt_builder: PromptBuilder,
         mcts: MCTSConfig,
         settings: ActingSettings = ActingSettings(),
+        timer: StageTimer | None = None,
     ) -> None:
         self.world_model = world_model
         self.prior = prior
         self.prompt_builder = prompt_builder
         self.mcts = mcts
         self.settings = settings
+        self.timer = timer
 
     def act(
         self, records: Sequence[StepRecord], histories: Sequence[Sequence[HistoryStep]], rng: np.random.Generator
@@ -120,8 +128,11 @@ class Agent:
         if settings.mode == "prior":
             return [self._prior_decision(p, c, lp, rng) for p, c, lp in zip(prompts, candidates, log_priors)]
 
+        timer = self.timer
+        model = self.world_model if timer is None else TimedSearchModel(self.world_model)
+        started = perf_counter()
         output = run_search(
-            self.world_model,
+            model,
             [r.observation for r in records],
             candidates,
             log_priors if settings.mode == "world_model+prior" else None,
@@ -132,6 +143,11 @@ class Agent:
             prior_weight=settings.prior_weight,
             action_temperature=settings.temperature,
         )
+        if timer is not None:
+            # The model's calls and the tree work (selection, backup, noise) as two disjoint stages.
+            model_seconds = model.seconds  # type: ignore[union-attr]
+            timer.add("search_model", model_seconds, calls=model.calls)  # type: ignore[union-attr]
+            timer.add("search_tree", perf_counter() - started - model_seconds, items=len(records) * self.mcts.num_simulations)
         decisions = []
         for i, (prompt, cands, log_prior) in enumerate(zip(prompts, candidates, log_priors)):
             a = int(output.action[i])
@@ -154,7 +170,9 @@ class Agent:
         if self.prior is None:
             return [np.full(len(c), -np.log(len(c)), dtype=np.float32) for c in candidates]
         requests = [PriorRequest(prompt=p, candidates=c, state_hash=r.state_hash) for p, c, r in zip(prompts, candidates, records)]
-        return [lp.detach().float().cpu().numpy() for lp in self.prior.score(requests)]
+        timing = nullcontext() if self.timer is None else self.timer.stage("prior", items=sum(len(c) for c in candidates))
+        with timing:
+            return [lp.detach().float().cpu().numpy() for lp in self.prior.score(requests)]
 
     def _prior_decision(
         self, prompt: str, candidates: list[str], log_prior: np.ndarray, rng: np.random.Generator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from time import perf_counter
 from typing import Any, Literal, Sequence
 
 import lightning as L
@@ -28,6 +29,7 @@ from priorzero_pl.prior import PROMPT_VERSION, FallbackPrior, PriorConfig, build
 from priorzero_pl.llm.policy import LLMPolicy
 from priorzero_pl.rank_state import gather_rank_states, own_rank_state
 from priorzero_pl.resume import warn_on_other_prompt_versions
+from priorzero_pl.stage_timer import StageTimer, StageTotals, perf_metrics
 
 Purpose = Literal["collect", "evaluate"]
 """What an agent is built for: ``collect`` explores (root noise, tempered sampling); ``evaluate``
@@ -97,6 +99,17 @@ class PriorZeroModule(L.LightningModule):
         self.eval_score = MeanMetric()
         self.eval_normalized_score = MeanMetric()
         self.eval_episode_length = MeanMetric()
+        self.stage_timer = StageTimer()
+        """Seconds per stage of the fit (:mod:`priorzero_pl.stage_timer`): the collecting agent and
+        the data module's games report to it, the training hooks below time the learner, and
+        every training step's remainder counts as ``logging_callbacks``. Logged as ``perf/``."""
+        self.last_step_totals: StageTotals | None = None
+        """What the last training step spent per stage (``benchmarks/throughput.py`` reads it)."""
+        self._perf_window = StageTotals()
+        self._perf_window_steps = 0
+        self._backward_started: float | None = None
+        self._optimizer_started: float | None = None
+        self._validation_started: float | None = None
 
     # --------------------------------------------------------------- acting
     def setup(self, stage: str) -> None:
@@ -123,7 +136,8 @@ class PriorZeroModule(L.LightningModule):
         data module's schedule). ``evaluate``: no noise, the most visited candidate (``temperature``
         is not used). Both search with :meth:`prior_weight`, the weight scheduled for this step,
         so what is evaluated is what collects. Cached prior scores are dropped when the LLM has
-        changed since they were computed."""
+        changed since they were computed. The ``collect`` agent reports its prior and search
+        seconds to :attr:`stage_timer` (evaluation is timed as a whole)."""
         if purpose not in ("collect", "evaluate"):
             raise PriorZeroInputError(f"acting purpose must be 'collect' or 'evaluate', got {purpose!r}")
         if self.prior is None:
@@ -135,7 +149,8 @@ class PriorZeroModule(L.LightningModule):
         settings = ActingSettings(
             mode=mode, explore=explore, temperature=temperature if explore else 1.0, prior_weight=self.prior_weight()
         )
-        return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config, settings)
+        timer = self.stage_timer if explore else None
+        return Agent(self.world_model, self.prior, self.prompt_builder, self.mcts_config, settings, timer=timer)
 
     def prior_weight(self) -> float:
         """Mixture weight of the LLM prior at the current step (the schedule's, or the MCTS config's)."""
@@ -176,7 +191,12 @@ class PriorZeroModule(L.LightningModule):
         ``None`` is Lightning's own "skip this batch" under automatic optimization: no backward,
         the gradients stay cleared, so the optimizer changes no weight and no moment (zeroing the
         gradients instead would still move the weights by AdamW's momentum and weight decay). The
-        decision is reduced over ranks, so that all skip together (DDP's backward is collective)."""
+        decision is reduced over ranks, so that all skip together (DDP's backward is collective).
+        Its wall time is the ``forward`` stage of :attr:`stage_timer`."""
+        with self.stage_timer.stage("forward"):
+            return self._training_step(batch)
+
+    def _training_step(self, batch: dict[str, Any]) -> torch.Tensor | None:
         wm_batch: WorldModelBatch = batch["world_model"]
         loss, terms, priorities = self.world_model.loss(wm_batch)
         llm_loss = self._llm_losses(wm_batch)
@@ -194,7 +214,11 @@ class PriorZeroModule(L.LightningModule):
         bs = len(wm_batch.observations)
         self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
         if "collect" in batch:
-            self.log_dict({f"collect/{k}": float(v) for k, v in batch["collect"].items()}, batch_size=1)
+            collected = {f"collect/{k}": float(v) for k, v in batch["collect"].items()}
+            score = collected.pop("collect/normalized_score", None)
+            self.log_dict(collected, batch_size=1)
+            if score is not None:  # on the progress bar, which keeps it until the next round's
+                self.log("collect/normalized_score", score, prog_bar=True, batch_size=1)
         if self.prior is not None:
             self.log_dict({f"prior/{k}": float(v) for k, v in self.prior.metrics().items()}, batch_size=1)
         for group in self.trainer.optimizers[0].param_groups:
@@ -242,10 +266,60 @@ class PriorZeroModule(L.LightningModule):
         return None
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Gradient norms per model: the first place to look when a run diverges."""
+        """Gradient norms per model: the first place to look when a run diverges. The
+        ``optimizer`` stage starts after them (they count as logging)."""
         self.log_dict({f"grad_norm/world_model_{k}": v for k, v in grad_norm(self.world_model, 2).items() if k.endswith("total")})
         if self.llm_config.train:
             self.log_dict({f"grad_norm/llm_{k}": v for k, v in grad_norm(self.llm, 2).items() if k.endswith("total")})
+        self._optimizer_started = perf_counter()
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's step, timed from the end of :meth:`on_before_optimizer_step` (clipping and
+        ``optimizer.step``) as the ``optimizer`` stage; the closure before it is timed by its parts."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self._optimizer_started is not None:
+            self.stage_timer.add("optimizer", perf_counter() - self._optimizer_started)
+            self._optimizer_started = None
+
+    # ----------------------------------------------------------- telemetry
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        """Start the ``backward`` stage (the hooks bracket the strategy's and precision's backward)."""
+        self._backward_started = perf_counter()
+
+    def on_after_backward(self) -> None:
+        if self._backward_started is not None:
+            self.stage_timer.add("backward", perf_counter() - self._backward_started)
+            self._backward_started = None
+
+    def on_train_start(self) -> None:
+        """A fresh timing window: set-up and the sanity check are not a training step's."""
+        self.stage_timer.reset()
+        self._perf_window, self._perf_window_steps = StageTotals(), 0
+
+    def on_validation_start(self) -> None:
+        """Start the ``evaluation`` stage: validation runs between training steps and counts in the next."""
+        self._validation_started = perf_counter()
+
+    def on_validation_end(self) -> None:
+        if not self.trainer.sanity_checking and self._validation_started is not None:
+            self.stage_timer.add("evaluation", perf_counter() - self._validation_started)
+        self._validation_started = None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Close this step's timing (its untimed rest is ``logging_callbacks``); log the window's
+        ``perf/`` scalars at the logging cadence, and env steps per second on the progress bar
+        every step (the window so far)."""
+        step = self.stage_timer.pop(remainder="logging_callbacks")
+        self.last_step_totals = step
+        self._perf_window.merge(step)
+        self._perf_window_steps += 1
+        metrics = perf_metrics(self._perf_window, self._perf_window_steps)
+        self.log("perf/env_steps_per_s", metrics.pop("env_steps_per_s"), prog_bar=True, batch_size=1)
+        connector = getattr(self.trainer, "_logger_connector", None)
+        # The check Lightning makes before it writes the step's metrics to the loggers.
+        if connector is None or connector.should_update_logs:
+            self.log_dict({f"perf/{k}": v for k, v in metrics.items()}, batch_size=1)
+            self._perf_window, self._perf_window_steps = StageTotals(), 0
 
     def configure_gradient_clipping(
         self,

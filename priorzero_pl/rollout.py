@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from priorzero_pl.agent import Decision
 from priorzero_pl.buffer import GameSegment
 from priorzero_pl.envs import StepRecord, TextGame
 from priorzero_pl.prior import PROMPT_VERSION, HistoryStep
+from priorzero_pl.stage_timer import StageTimer
 
 
 class Games(Protocol):
@@ -72,6 +74,39 @@ class InProcessGames:
     def close(self) -> None:
         for game in self.games:
             game.close()
+
+
+class TimedGames:
+    """``games`` with their step and reset timed into ``timer``: the wall seconds the caller waits
+    go to ``env_step``, less the slowest game's valid-action seconds
+    (``StepRecord.valid_actions_seconds``, which the pool's workers measure), which go to
+    ``valid_actions``. The games run in parallel, so the slowest one's is what the wait holds.
+    ``env_step`` counts the games that moved as its items (env steps)."""
+
+    def __init__(self, games: Games, timer: StageTimer) -> None:
+        self.games = games
+        self.timer = timer
+
+    @property
+    def num_envs(self) -> int:
+        return self.games.num_envs
+
+    def reset(self, indices: Sequence[int] | None = None) -> list[StepRecord]:
+        started = perf_counter()
+        records = self.games.reset(indices)
+        self._account(perf_counter() - started, records, moved=0)
+        return records
+
+    def step(self, actions: Sequence[str | None]) -> list[StepRecord | None]:
+        started = perf_counter()
+        records = self.games.step(actions)
+        self._account(perf_counter() - started, records, moved=sum(a is not None for a in actions))
+        return records
+
+    def _account(self, seconds: float, records: Sequence[StepRecord | None], moved: int) -> None:
+        valid = min(seconds, max((r.valid_actions_seconds for r in records if r is not None), default=0.0))
+        self.timer.add("valid_actions", valid)
+        self.timer.add("env_step", seconds - valid, items=moved)
 
 
 @dataclass

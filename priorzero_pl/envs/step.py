@@ -39,5 +39,9 @@ class StepRecord:
     """Hash of the game's world state (object tree and a few RAM cells), for people and prior caches.
 
     Not the valid-action cache key: states with one world hash can have different valid actions."""
+    valid_actions_seconds: float = field(default=0.0, compare=False)
+    """Wall seconds this step spent finding the valid actions (searches, and the checks of a
+    partial list's fallbacks), measured by the ``EnvPool`` worker; 0 from a game in this process.
+    Not part of the record's equality: timing is not what a game showed."""
     error: str | None = None
     """Set by ``EnvPool`` when the worker crashed or hung and was restarted (``truncated`` is True)."""
