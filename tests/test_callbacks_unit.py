@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import callbacks.ppo as ppo_callback
 from callbacks import PPO, RFT, Checkpointing, Evaluation, GracefulFallback, Transcripts, VLLMWeightSync
 from callbacks.checkpointing import atomic_save_checkpoint
+from datamodules.collection import PriorZeroDataModule
 import priorzero_pl.llm.policy
 from priorzero_pl import episodes
 from priorzero_pl.buffer.game_segment import GameSegment
@@ -56,24 +57,31 @@ class TinyModule(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(0)
-        return DataLoader(TensorDataset(torch.randn(256, 4, generator=generator), torch.randn(256, 1, generator=generator)), batch_size=4)
+        return regression_data()
 
 
-class GameData(L.LightningDataModule):
-    """The data module's game contract (path, TextGame options) around TinyModule's data."""
+def regression_data() -> DataLoader:
+    """TinyModule's training data: 64 batches of 4 random (x, y) pairs, the same every time."""
+    generator = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(torch.randn(256, 4, generator=generator), torch.randn(256, 1, generator=generator)), batch_size=4)
 
-    game_path = "stories/game.z5"
 
-    def __init__(self, module: TinyModule) -> None:
-        super().__init__()
-        self.module = module
+class GameData(PriorZeroDataModule):
+    """A PriorZeroDataModule that plays no game: it feeds TinyModule's data, and offers the
+    callbacks its game contract (path, TextGame options) for a story that is never opened."""
 
-    def game_kwargs(self, max_steps: int | None = None) -> dict[str, Any]:
-        return {"max_steps": max_steps or 7}
+    def __init__(self) -> None:
+        super().__init__(max_episode_steps=7)
+        self.game_path = "stories/game.z5"
+
+    def prepare_data(self) -> None:
+        """Nothing to build: the embedded game is not played."""
+
+    def setup(self, stage: str) -> None:
+        """No thread budget: the test process keeps its torch threads."""
 
     def train_dataloader(self) -> DataLoader:
-        return self.module.train_dataloader()
+        return regression_data()
 
 
 def tiny_trainer(tmp_path: Path, callbacks: list, max_steps: int, logger: Any = False) -> L.Trainer:
@@ -135,13 +143,17 @@ class RecordingModule:
 
 
 def fake_trainer(global_step: int, segments: list[GameSegment] | None = None, **extra: Any) -> SimpleNamespace:
+    """A trainer at ``global_step`` whose PriorZeroDataModule's replay buffer holds ``segments``."""
+    datamodule = PriorZeroDataModule()
+    for seg in segments or []:
+        datamodule.buffer.add(seg)
     return SimpleNamespace(
         global_step=global_step,
         global_rank=0,
         world_size=1,
         is_global_zero=True,
         strategy=SingleDeviceStrategy(device=torch.device("cpu")),
-        datamodule=SimpleNamespace(buffer=SimpleNamespace(recent_segments=lambda n: (segments or [])[-n:])),
+        datamodule=datamodule,
         **extra,
     )
 
@@ -496,7 +508,7 @@ def test_graceful_fallback_logs_failure_counters_and_warns_once_per_kind() -> No
     module = RecordingModule()
     module.prior = FakeHealthPrior()
     trainer = fake_trainer(1)
-    trainer.datamodule = SimpleNamespace(collector_failures=0, env_pool=SimpleNamespace(restarts=0))
+    trainer.datamodule.env_pool = SimpleNamespace(restarts=0)
     callback = GracefulFallback()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -599,10 +611,10 @@ def test_evaluation_logs_every_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     module = TinyModule(on_step=lambda m: training_modes.append(m.training))
     training_modes: list[bool] = []
     trainer = tiny_trainer(tmp_path, [callback], max_steps=3, logger=logger)
-    trainer.fit(module, datamodule=GameData(module))
+    trainer.fit(module, datamodule=GameData())
     assert training_modes == [True, True, True], "training resumes in train mode after an evaluation"
     modes = ["world_model", "world_model+prior", "prior"]
-    expected = [(("evaluate", m), "stories/game.z5", 2, 7, {"max_steps": 9}) for m in modes]
+    expected = [(("evaluate", m), "stories/game.z5", 2, 7, {"max_steps": 9, "valid_actions_timeout": 5.0}) for m in modes]
     assert calls == expected * 2, "each mode's evaluation agent, at step 2 and at the end of training (step 3)"
     logged = [(step, metrics) for step, metrics in logger.metrics if any(k.startswith("eval_") for k in metrics)]
     assert [step for step, _ in logged] == [2, 3]
@@ -627,9 +639,11 @@ def test_transcripts_write_tensorboard_text(tmp_path: Path, monkeypatch: pytest.
     logger = TensorBoardLogger(tmp_path, name="tb")
     module = TinyModule()
     tiny_trainer(tmp_path, [Transcripts(every_n_steps=2, mode="prior", seed=3)], max_steps=4, logger=logger).fit(
-        module, datamodule=GameData(module)
+        module, datamodule=GameData()
     )
-    assert played == [(("evaluate", "prior"), "stories/game.z5", {"episodes": 1, "seed": 3, "max_steps": 7})] * 2
+    assert played == [
+        (("evaluate", "prior"), "stories/game.z5", {"episodes": 1, "seed": 3, "max_steps": 7, "valid_actions_timeout": 5.0})
+    ] * 2
 
     events = EventAccumulator(logger.log_dir, size_guidance={"tensors": 0})
     events.Reload()
