@@ -23,10 +23,11 @@ def test_collection_is_the_fits_priorzero_data_module() -> None:
 
 
 def test_a_fit_without_one_is_an_error_that_names_the_callback_and_the_missing_piece() -> None:
-    with pytest.raises(
-        PriorZeroInputError, match=r"^Evaluation \(the game\) needs the fit's PriorZeroDataModule, but the trainer has no data module: "
+    expected = (
+        r"^Evaluation \(the game\) needs the fit's PriorZeroDataModule, but the trainer has no data module: "
         r"fit with datamodule=PriorZeroDataModule\(\.\.\.\)"
-    ):
+    )
+    with pytest.raises(PriorZeroInputError, match=expected):
         collection(SimpleNamespace(datamodule=None), "Evaluation (the game)")
     with pytest.raises(PriorZeroInputError, match="but the trainer has a LightningDataModule"):
         collection(SimpleNamespace(datamodule=L.LightningDataModule()), "Evaluation (the game)")
@@ -42,5 +43,6 @@ def test_a_callback_says_what_it_was_missing() -> None:
     rft = RFT(every_n_steps=1, loss="candidates")
     module = SimpleNamespace(llm_queue_size=0)
     trainer = SimpleNamespace(global_step=1, datamodule=None, strategy=SingleDeviceStrategy(device=torch.device("cpu")))
-    with pytest.raises(PriorZeroInputError, match=r"^RFT \(the replay buffer's recent episodes\) needs the fit's PriorZeroDataModule"):
+    expected = r"^RFT \(the replay buffer's recent episodes\) needs the fit's PriorZeroDataModule"
+    with pytest.raises(PriorZeroInputError, match=expected):
         rft.on_train_batch_end(trainer, module, None, None, 0)

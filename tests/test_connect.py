@@ -48,7 +48,9 @@ def test_the_module_updates_the_priorities_of_the_buffer_it_was_connected_to(
 
 
 def test_the_data_module_collects_with_the_agent_factory_it_was_given(tw_game_path: Path) -> None:
-    datamodule = PriorZeroDataModule(game=str(tw_game_path), num_envs=1, max_episode_steps=3, collect_steps=3, warmup_steps=3)
+    datamodule = PriorZeroDataModule(
+        game=str(tw_game_path), num_envs=1, max_episode_steps=3, collect_steps=3, warmup_steps=3
+    )
     with pytest.raises(RuntimeError, match="no agent to collect with: call priorzero_pl.cli.connect"):
         datamodule.collect_round()
 

@@ -41,7 +41,7 @@ from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
-from tests.test_callbacks_unit import TinyModule, tiny_trainer
+from tests.callback_fakes import TinyModule, tiny_trainer
 from tests.test_fit import DEBUG, ROOT, tiny_args
 
 PROCESS_TIMEOUT_S = 120
