@@ -454,6 +454,7 @@ def _env_workers_of(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the env workers through /proc")
 def test_sigterm_during_warmup_saves_and_exits_143(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     """A warm-up of 100 000 env steps would run for an hour: the signal must end it at the next
