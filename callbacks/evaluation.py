@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torchmetrics import MeanMetric
 
+from callbacks.access import collection
 from priorzero_pl import episodes
 from priorzero_pl.agent import ACTING_MODES, ActingMode
 from priorzero_pl.errors import PriorZeroInputError
@@ -75,7 +76,7 @@ class Evaluation(Callback):
         """Play, reduce over ranks, log; returns the metrics."""
         self._evaluated_at = trainer.global_step
         seed = self.seed + trainer.global_rank * self.episodes
-        datamodule = trainer.datamodule
+        datamodule = collection(trainer, "Evaluation (the game and its options)")
         metrics: dict[str, float] = {}
         for mode in self.modes:
             # Fresh metrics on the module's device: the cross-rank reduction runs on the

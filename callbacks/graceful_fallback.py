@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from callbacks.access import collection
 from callbacks.checkpointing import Checkpointing, atomic_save_checkpoint
 from priorzero_pl.errors import PriorZeroInputError
 
@@ -87,7 +88,7 @@ class GracefulFallback(Callback):
         prior = getattr(pl_module, "prior", None)
         if prior is not None:
             counts.update({k: float(v) for k, v in prior.metrics().items() if any(word in k for word in _FAILURE_WORDS)})
-        datamodule = trainer.datamodule
+        datamodule = collection(trainer, "GracefulFallback (collector failures, env restarts)", optional=True)
         if datamodule is not None:
             counts["collector_failures"] = float(datamodule.collector_failures)
             pool = datamodule.env_pool

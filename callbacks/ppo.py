@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
+from callbacks.access import collection
 from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.llm.loading import load_llm
@@ -145,7 +146,7 @@ class PPO(Callback):
         self._last_round = trainer.global_step
         if not queue_has_room(trainer, pl_module, self.every_n_steps, "PPO"):
             return
-        segments = trainer.datamodule.buffer.recent_segments(self.recent_episodes)
+        segments = collection(trainer, "PPO (the replay buffer's recent episodes)").buffer.recent_segments(self.recent_episodes)
         rows = ppo_rows(segments, pl_module.mcts_config.discount, self.gae_lambda)
         per_epoch = agreed_count(trainer, math.ceil(len(rows) / self.minibatch_size))
         if per_epoch == 0:

@@ -10,6 +10,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
+from callbacks.access import collection
 from callbacks.llm_schedule import agreed_count, queue_has_room, require_trainable_llm, round_due
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.objectives.rft import RFTLoss, RFTObjective, rft_batch, select_top_episodes
@@ -81,7 +82,7 @@ class RFT(Callback):
         self._last_round = trainer.global_step
         if not queue_has_room(trainer, pl_module, self.every_n_steps, "RFT"):
             return
-        segments = trainer.datamodule.buffer.recent_segments(self.recent_episodes)
+        segments = collection(trainer, "RFT (the replay buffer's recent episodes)").buffer.recent_segments(self.recent_episodes)
         top = select_top_episodes(segments, top_fraction=self.top_fraction, min_return=self.min_return)
         rows = rft_batch(top)
         count = agreed_count(trainer, math.ceil(len(rows) / self.minibatch_size))

@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from callbacks.access import collection
 from priorzero_pl import episodes
 from priorzero_pl.agent import ACTING_MODES, ActingMode
 from priorzero_pl.episodes import EpisodeResult
@@ -93,7 +94,7 @@ class Transcripts(Callback):
                 rank_zero_info("Transcripts: no TensorBoardLogger among the trainer's loggers; transcripts are off")
                 self._said_no_tensorboard = True
             return
-        datamodule = trainer.datamodule
+        datamodule = collection(trainer, "Transcripts (the game and its options)")
         with evaluating(pl_module):
             (result,) = episodes.play_episodes(
                 pl_module.acting_agent("evaluate", mode=self.mode),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import lightning as L
 import numpy as np
@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.collector import collect
+from priorzero_pl.agent import Agent
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
 from priorzero_pl.buffer import GameSegment, ReplayBuffer, ReplayConfig
 from priorzero_pl.data_args import check_data_args
@@ -27,6 +28,13 @@ from priorzero_pl.threads import ThreadBudget, apply_thread_budget, plan_thread_
 _BUFFER_STREAM, _ACTING_STREAM = 0, 1
 """Seed entropy ``[data.seed, rank, stream]``: each rank's replay sampler and acting generator are
 independent streams."""
+
+
+class AgentFactory(Protocol):
+    """What the data module collects with: the agent over the current weights, exploring at
+    ``temperature`` (``functools.partial(PriorZeroModule.acting_agent, "collect")``)."""
+
+    def __call__(self, *, temperature: float) -> Agent: ...
 
 
 class ReplayTicket:
@@ -65,8 +73,9 @@ class PriorZeroDataModule(L.LightningDataModule):
 
     The dataloaders run in the main process (``num_workers=0``): the agent must act with the
     trainer's current weights, and each worker would get its own copy of the games. Collection
-    parallelism lives in :class:`~priorzero_pl.envs.EnvPool`; the agent comes from
-    ``PriorZeroModule.acting_agent("collect", temperature=...)`` and plays through
+    parallelism lives in :class:`~priorzero_pl.envs.EnvPool`; the agent comes from the
+    :class:`AgentFactory` handed to :meth:`connect` (``priorzero_pl.cli.connect`` hands it
+    ``PriorZeroModule.acting_agent`` for ``collect``) and plays through
     :class:`~priorzero_pl.rollout.Rollout`.
 
     Under DDP / DeepSpeed every rank collects with its own ``EnvPool`` (seeds offset by rank), its
@@ -165,6 +174,13 @@ class PriorZeroDataModule(L.LightningDataModule):
         self.rollout: Rollout | None = None
         self._saved_rollout: dict[str, Any] | None = None
         self._seeded_rank: int | None = None
+        self._agent_factory: AgentFactory | None = None
+
+    def connect(self, agent_factory: AgentFactory) -> None:
+        """Hand the data module the agent it collects with. Given, not looked up through the
+        trainer: the data module then depends on an agent factory, not on the module's class,
+        and a test can collect with any agent."""
+        self._agent_factory = agent_factory
 
     # ------------------------------------------------------------------ set-up
     def prepare_data(self) -> None:
@@ -278,11 +294,15 @@ class PriorZeroDataModule(L.LightningDataModule):
             timer.add("collect_other", max(0.0, perf_counter() - started - (timer.total() - timed)))
 
     def _collect_round(self) -> dict[str, float]:
-        module = self.trainer.lightning_module
+        if self._agent_factory is None:
+            raise RuntimeError(
+                "PriorZeroDataModule has no agent to collect with: call priorzero_pl.cli.connect(module, datamodule) "
+                "before the fit (build_cli does)"
+            )
         target = self.collect_steps if self.buffer.num_steps >= max(self.warmup_steps, 1) else max(self.warmup_steps, 1)
         while True:
             try:
-                agent = module.acting_agent("collect", temperature=self.temperature())
+                agent = self._agent_factory(temperature=self.temperature())
                 stats = collect(self._ensure_rollout(), agent, self.rng, self.buffer, target, self.stop_requested)
             except Exception as err:  # noqa: BLE001 - any collection failure is survivable up to the limit
                 self.collector_failures += 1

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import os
 import sys
 from contextlib import ExitStack
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
@@ -21,15 +22,30 @@ from priorzero_pl.parser_errors import describe_parser_error, option_names
 from priorzero_pl.resume import check_ckpt_path, restore_given
 from priorzero_pl.run_lock import RunLock
 
+if TYPE_CHECKING:
+    from datamodules.collection import PriorZeroDataModule
+    from priorzero_pl.module import PriorZeroModule
+
 
 SIGTERM_EXIT_CODE = 128 + 15
 """Exit code of a fit stopped by SIGTERM after its checkpoint was written (the shell's code for a
 SIGTERM death), so that a requeue wrapper can tell a preempted run from a finished one (0)."""
 
 
+def connect(module: PriorZeroModule, datamodule: PriorZeroDataModule) -> None:
+    """Wire the two halves of a run, once, before the trainer sees them: the data module collects
+    with the module's ``collect`` agent, and the module updates the priorities of the data
+    module's replay buffer. Neither looks the other up through ``trainer``, so each is built and
+    tested alone. :func:`build_cli` calls it; a script that builds the two by hand calls it too
+    (an unconnected data module refuses to collect)."""
+    module.connect(datamodule.buffer)
+    datamodule.connect(functools.partial(module.acting_agent, "collect"))
+
+
 class PriorZeroCLI(LightningCLI):
     """LightningCLI that checks the whole config before it builds anything, keeps the model
-    settings given on a resume, and holds the run folder of a ``fit`` for its whole run.
+    settings given on a resume, holds the run folder of a ``fit`` for its whole run, and
+    wires the module and the data module it built together (:func:`connect`).
 
     ``resources`` outlives the constructor (which also runs the subcommand): the caller closes it,
     which releases the run folder's lock however the run ended.
@@ -61,6 +77,10 @@ class PriorZeroCLI(LightningCLI):
         if self.subcommand == "fit" and _is_launching_process():
             folder = config.trainer.get("default_root_dir") or os.getcwd()
             self._resources.enter_context(RunLock(folder))
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        connect(self.model, self.datamodule)
 
 
 def build_cli(args: Sequence[str] | None = None, *, run: bool = True) -> PriorZeroCLI:

@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric
 
 from priorzero_pl.agent import ActingMode, ActingSettings, Agent
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_llm
-from priorzero_pl.buffer import WorldModelBatch
+from priorzero_pl.buffer import ReplayBuffer, WorldModelBatch
 from priorzero_pl.llm.config import LLMConfig
 from priorzero_pl.optim_config import OptimConfig
 from priorzero_pl.episodes import EvaluationRequest, play_episodes
@@ -86,6 +86,8 @@ class PriorZeroModule(L.LightningModule):
         self.world_model = WorldModel(world_model)
         self.prompt_builder = build_prompt_builder(prior, self.tokenizer)
         self.prior: FallbackPrior | None = None
+        self._replay: ReplayBuffer | None = None
+        """The buffer the training batches come from; its priorities are updated when it is prioritized."""
         self.llm_updates = 0
         self._prior_cache_updates = 0
         self._llm_objectives: dict[str, LLMObjective] = {}
@@ -111,16 +113,22 @@ class PriorZeroModule(L.LightningModule):
         self._optimizer_started: float | None = None
         self._validation_started: float | None = None
 
-    # --------------------------------------------------------------- acting
-    def setup(self, stage: str) -> None:
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
-        buffer = getattr(datamodule, "buffer", None)
-        if buffer is not None and buffer.config.discount != self.mcts_config.discount:
+    def connect(self, replay: ReplayBuffer) -> None:
+        """Hand the module the replay buffer its batches are sampled from, so that a prioritized
+        buffer gets the trained steps' priorities. Given, not looked up through the trainer: the
+        module then depends on a buffer, not on the data module's class.
+
+        Refuses a buffer whose value targets use another discount than the search (and PPO)."""
+        if replay.config.discount != self.mcts_config.discount:
             raise PriorZeroInputError(
-                f"data.replay.discount={buffer.config.discount} differs from model.mcts.discount="
+                f"data.replay.discount={replay.config.discount} differs from model.mcts.discount="
                 f"{self.mcts_config.discount}: the value targets, the search and PPO must use one discount; "
                 f"set data.replay.discount to {self.mcts_config.discount}"
             )
+        self._replay = replay
+
+    # --------------------------------------------------------------- acting
+    def setup(self, stage: str) -> None:
         if self.prior is None:
             self.prior = build_prior(self.prior_config, self.llm_policy, model_path=self.llm_path)
 
@@ -209,8 +217,8 @@ class PriorZeroModule(L.LightningModule):
             return None
         self.consecutive_nonfinite_losses = 0
         # After the check: a NaN loss's priorities would be NaN, and poison the sampler.
-        if getattr(self.trainer.datamodule, "buffer", None) is not None and self.trainer.datamodule.buffer.config.prioritized:
-            self.trainer.datamodule.buffer.update_priorities(wm_batch.indices.cpu(), priorities.cpu())
+        if self._replay is not None and self._replay.config.prioritized:
+            self._replay.update_priorities(wm_batch.indices.cpu(), priorities.cpu())
         bs = len(wm_batch.observations)
         self.log_dict({f"world_model/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
         if "collect" in batch:

@@ -46,6 +46,7 @@ def _scalar_and_text_tags(log_dir: str) -> tuple[set[str], set[str]]:
     return set(tags["scalars"]), set(tags["tensors"])
 
 
+@pytest.mark.slow
 def test_all_callbacks_on_through_yaml(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     cli = _fit(tmp_path, tiny_lm_path, tw_game_path, ALL_ON)
     trainer = cli.trainer
@@ -85,6 +86,7 @@ class BreakThingsMidRun(L.Callback):
         os.kill(trainer.datamodule.env_pool.worker_pids[0], signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_prior_failure_and_dead_worker_are_survived(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     overlay = {"trainer": {"callbacks": [{"class_path": "callbacks.GracefulFallback"}]}}
     cli = _fit(tmp_path, tiny_lm_path, tw_game_path, overlay, callbacks=[BreakThingsMidRun()])

@@ -24,6 +24,7 @@ def _flaky_collect(monkeypatch: pytest.MonkeyPatch, fail_calls: set[int]) -> Non
     monkeypatch.setattr(datamodules.collection, "collect", collect)
 
 
+@pytest.mark.slow
 def test_failed_round_is_counted_and_training_continues(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path
 ) -> None:
@@ -34,6 +35,7 @@ def test_failed_round_is_counted_and_training_continues(
     assert cli.trainer.logged_metrics["collect/failures"] == 1
 
 
+@pytest.mark.slow
 def test_consecutive_failures_stop_the_run_with_the_cause(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path
 ) -> None:

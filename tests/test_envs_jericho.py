@@ -69,6 +69,7 @@ def test_timeout_falls_back_to_default_actions(shared_games_dir: Path) -> None:
         assert game.reset().candidates_fallback
 
 
+@pytest.mark.slow
 def test_pool_valid_actions_match_single_games(shared_games_dir: Path) -> None:
     actions = [("open mailbox", "north"), ("take leaflet", "east"), ("north", "open window")]
     expected = []

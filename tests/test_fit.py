@@ -40,6 +40,7 @@ def tiny_args(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path, *, max_ste
     ]
 
 
+@pytest.mark.slow
 def test_fit_end_to_end(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     cli = build_cli(["fit", *tiny_args(tmp_path, tiny_lm_path, tw_game_path)])
     trainer, dm = cli.trainer, cli.datamodule
@@ -54,6 +55,7 @@ def test_fit_end_to_end(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) 
     assert list(Path(trainer.logger.log_dir).glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_resume_restores_counters_and_buffer(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     first = build_cli(["fit", *tiny_args(tmp_path, tiny_lm_path, tw_game_path, max_steps=4)])
     ckpt = tmp_path / "mid.ckpt"
@@ -137,6 +139,7 @@ def test_deepspeed_stage_2_strategy_config() -> None:
     assert strategy.config["zero_optimization"]["overlap_comm"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", [None, "true"])
 def test_importing_the_package_turns_tokenizer_parallelism_off_unless_set(preset: str | None) -> None:
     """Every entry (command, tests, benchmarks, callbacks, datamodules) imports ``priorzero_pl``

@@ -13,6 +13,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 
 import priorzero_pl.agent
 from callbacks import Evaluation
+from datamodules.collection import PriorZeroDataModule
 from priorzero_pl.llm.config import LLMConfig
 from priorzero_pl.episodes import EvaluationRequest
 from priorzero_pl.mcts import MCTSConfig, PriorWeightSchedule
@@ -38,7 +39,7 @@ def make_module(tiny_lm_path: Path, **kwargs) -> PriorZeroModule:
 
 def test_acting_agents_carry_every_setting_of_their_purpose(tiny_lm_path: Path) -> None:
     module = make_module(tiny_lm_path, prior_weight_schedule=SCHEDULE)
-    module.trainer = SimpleNamespace(global_step=100, datamodule=None)
+    module.trainer = SimpleNamespace(global_step=100)
     collect = module.acting_agent("collect", temperature=0.3)
     evaluate = module.acting_agent("evaluate", mode="prior", temperature=0.3)
     assert (collect.settings.explore, collect.settings.temperature, collect.settings.mode) == (True, 0.3, "world_model+prior")
@@ -61,10 +62,7 @@ def test_evaluation_searches_with_the_prior_weight_collection_uses(
 
     monkeypatch.setattr(priorzero_pl.agent, "run_search", recording_search)
     module = make_module(tiny_lm_path, prior_weight_schedule=SCHEDULE)
-    datamodule = SimpleNamespace(
-        game_path=str(tw_game_path),
-        game_kwargs=lambda max_steps=None: {"max_steps": max_steps or 2, "valid_actions_timeout": 5.0},
-    )
+    datamodule = PriorZeroDataModule(game=str(tw_game_path), max_episode_steps=2)
     trainer = SimpleNamespace(
         global_step=150, global_rank=0, datamodule=datamodule, loggers=[], callback_metrics={},
         strategy=SingleDeviceStrategy(device=torch.device("cpu")),
@@ -88,7 +86,7 @@ def test_validation_step_searches_with_the_scheduled_prior_weight(
 
     monkeypatch.setattr(priorzero_pl.agent, "run_search", recording_search)
     module = make_module(tiny_lm_path, prior_weight_schedule=SCHEDULE)
-    module.trainer = SimpleNamespace(global_step=150, datamodule=None)
+    module.trainer = SimpleNamespace(global_step=150)
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     request = EvaluationRequest(game=str(tw_game_path), episodes=1, game_kwargs={"max_steps": 2, "valid_actions_timeout": 5.0})
     module.validation_step(request, 0)
@@ -180,6 +178,5 @@ def test_a_second_discount_is_refused(tiny_lm_path: Path) -> None:
     from priorzero_pl.errors import PriorZeroInputError
 
     module = make_module(tiny_lm_path)
-    module.trainer = SimpleNamespace(datamodule=SimpleNamespace(buffer=ReplayBuffer(10, discount=0.99)))
     with pytest.raises(PriorZeroInputError, match=r"data.replay.discount=0.99 differs from model.mcts.discount=0.997"):
-        module.setup("fit")
+        module.connect(ReplayBuffer(10, discount=0.99))

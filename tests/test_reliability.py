@@ -41,7 +41,7 @@ from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.module_args import check_module_args
 from priorzero_pl.prior import PriorConfig, build_prior
 from priorzero_pl.run_lock import LOCK_NAME, RunLock
-from tests.test_callbacks_unit import TinyModule, tiny_trainer
+from tests.callback_fakes import TinyModule, tiny_trainer
 from tests.test_fit import DEBUG, ROOT, tiny_args
 
 PROCESS_TIMEOUT_S = 120
@@ -454,6 +454,7 @@ def _env_workers_of(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the env workers through /proc")
 def test_sigterm_during_warmup_saves_and_exits_143(tmp_path: Path, tiny_lm_path: Path, tw_game_path: Path) -> None:
     """A warm-up of 100 000 env steps would run for an hour: the signal must end it at the next
