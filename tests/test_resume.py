@@ -29,9 +29,10 @@ CALLBACKS = {
     }
 }
 
-PROCESS_DIAGNOSTICS = ("prior/",)
+PROCESS_DIAGNOSTICS = ("prior/", "perf/")
 """The prior's serving figures (latency, cache hit rate, calls per backend, a windowed entropy)
-describe this process and start again with it; everything else must match."""
+and the stage timings (wall seconds) describe this process and start again with it; everything
+else must match."""
 
 
 class MemoryLogger(Logger):
