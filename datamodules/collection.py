@@ -228,7 +228,7 @@ class PriorZeroDataModule(L.LightningDataModule):
 
     def _stage_timer(self) -> StageTimer | None:
         """The module's stage timer (``PriorZeroModule.stage_timer``), which collection reports to."""
-        module = self.trainer.lightning_module if self.trainer is not None else None
+        module = getattr(self.trainer, "lightning_module", None)
         return getattr(module, "stage_timer", None)
 
     def teardown(self, stage: str) -> None:

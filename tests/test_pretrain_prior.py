@@ -100,7 +100,7 @@ def test_a_prompt_that_is_not_the_built_prompt_is_refused(tiny_corpus: Path) -> 
     steps[1].prompt = steps[1].prompt.replace("Valid actions:", "Actions:")
     with pytest.raises(PriorZeroInputError, match="stored prompt is not what PromptBuilder builds"):
         check_prompts(steps, builder)
-    other = PromptBuilder(template_tokenizer(), history_len=manifest.prompt.history_len + 1)
+    other = PromptBuilder(template_tokenizer(), history_len=manifest.prompt.history_len - 1)
     with pytest.raises(PriorZeroInputError, match="stored prompt"):
         check_prompts(list(read_records(tiny_corpus / "records.jsonl")), other)
 
