@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from priorzero_pl.corpus.records import CorpusStep
+from priorzero_pl.corpus.walkthrough import record_step
 from priorzero_pl.envs.text_game import TextGame
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
@@ -52,23 +53,9 @@ def play_noisy_expert(
             expert = plan[0]
             others = [c for c in record.candidates if c != expert]
             played = others[int(rng.integers(len(others)))] if others and rng.random() < noise else expert
-            prompt = prompt_builder.build(history, record.observation, record.candidates)
-            shown = history[-prompt_builder.history_len :] if prompt_builder.history_len else []
             following = game.step(played)
             steps.append(
-                CorpusStep(
-                    game=game_id,
-                    step=index,
-                    history=[[h.observation, h.action, h.reward] for h in shown],
-                    observation=record.observation,
-                    candidates=list(record.candidates),
-                    action=expert,
-                    action_index=record.candidates.index(expert) if expert in record.candidates else -1,
-                    reward=following.reward,
-                    prompt=prompt,
-                    episode=episode,
-                    played=None if played == expert else played,
-                )
+                record_step(prompt_builder, game_id, index, history, record, expert, following, episode=episode, played=played)
             )
             history.append(HistoryStep(record.observation, played, following.reward))
             record = following

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from priorzero_pl.corpus.records import CorpusStep
+from priorzero_pl.envs.step import StepRecord
 from priorzero_pl.envs.text_game import TextGame
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
@@ -58,22 +59,39 @@ def play_walkthrough(game_file: Path, game_id: str, prompt_builder: PromptBuilde
             if record.done:
                 break
             fallback += record.candidates_fallback
-            prompt = prompt_builder.build(history, record.observation, record.candidates)
-            shown = history[-prompt_builder.history_len :] if prompt_builder.history_len else []
             following = game.step(action)
-            steps.append(
-                CorpusStep(
-                    game=game_id,
-                    step=index,
-                    history=[[h.observation, h.action, h.reward] for h in shown],
-                    observation=record.observation,
-                    candidates=list(record.candidates),
-                    action=action,
-                    action_index=record.candidates.index(action) if action in record.candidates else -1,
-                    reward=following.reward,
-                    prompt=prompt,
-                )
-            )
+            steps.append(record_step(prompt_builder, game_id, index, history, record, action, following))
             history.append(HistoryStep(record.observation, action, following.reward))
             record = following
         return WalkthroughPlay(steps=steps, score=record.score, max_score=game.max_score, won=record.won, fallback_steps=fallback)
+
+
+def record_step(
+    prompt_builder: PromptBuilder,
+    game_id: str,
+    index: int,
+    history: list[HistoryStep],
+    record: StepRecord,
+    label: str,
+    following: StepRecord,
+    *,
+    episode: int = 0,
+    played: str | None = None,
+) -> CorpusStep:
+    """The corpus record of one step: what the agent saw at ``record`` (the prompt with the last
+    ``history_len`` steps), the expert's ``label``, and what the command played (``played``, else
+    the label) earned on the way to ``following``."""
+    shown = history[-prompt_builder.history_len :] if prompt_builder.history_len else []
+    return CorpusStep(
+        game=game_id,
+        step=index,
+        history=[[h.observation, h.action, h.reward] for h in shown],
+        observation=record.observation,
+        candidates=list(record.candidates),
+        action=label,
+        action_index=record.candidates.index(label) if label in record.candidates else -1,
+        reward=following.reward,
+        prompt=prompt_builder.build(history, record.observation, record.candidates),
+        episode=episode,
+        played=None if played == label else played,
+    )
