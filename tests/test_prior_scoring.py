@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from priorzero_pl.llm import LLMPolicy
+from priorzero_pl.assets.embedded import PRETRAINED_PRIOR
+from priorzero_pl.llm import LLMPolicy, tokenization
 from priorzero_pl.llm.config import LLMConfig
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.module import PriorZeroModule
@@ -16,7 +17,7 @@ from priorzero_pl.objectives.distillation import distillation_loss
 from priorzero_pl.llm.loading import load_llm
 from priorzero_pl.llm.candidate_scoring import candidate_logprobs, normalise_scores
 from priorzero_pl.prior.hf_backend import HFPrior
-from priorzero_pl.prior.prompt import PromptBuilder
+from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
 from priorzero_pl.llm.tokenization import encode_candidates
 from tests.references.prior_scoring import naive_candidate_logprobs
 
@@ -230,3 +231,50 @@ def test_load_llm_sets_missing_pad_token(tiny_lm_path: Path, tmp_path: Path) -> 
     model, tokenizer = load_llm(copy)
     assert tokenizer.pad_token == tokenizer.eos_token
     assert model.config.pad_token_id is not None
+
+
+def _whole_string_ids(tokenizer: PreTrainedTokenizerBase, prompt: str, candidates: list[str]) -> list[list[int]]:
+    """Each ``prompt + candidate`` tokenised as one string, bos first: what splicing must equal."""
+    encoded = tokenizer([prompt + c for c in candidates], add_special_tokens=False)["input_ids"]
+    return [ids if ids[:1] == [tokenizer.bos_token_id] else [tokenizer.bos_token_id, *ids] for ids in encoded]
+
+
+@pytest.mark.parametrize("tokenizer_source", ["tiny", "shipped"])
+@pytest.mark.parametrize("ending", ["chat", "merging space"])
+def test_spliced_tokenisation_equals_whole_string(
+    llm: tuple[PreTrainedModel, PreTrainedTokenizerBase], tokenizer_source: str, ending: str
+) -> None:
+    """The prompt is tokenised once and each candidate with a short tail of it: on long prompts the
+    splice is taken (else the speed-up is silently lost) and every candidate's ids are exactly its
+    whole-string tokenisation, including when a trailing space merges into the action."""
+
+    tokenizer = llm[1] if tokenizer_source == "tiny" else load_llm(PRETRAINED_PRIOR)[1]
+    cands = ["go north", "take brass lantern from the case", "examine rug", "put sword in trophy case", "x"]
+    history = [HistoryStep(f"Room {i}. A long, winding passage leads on.", f"go east {i}", float(i % 2)) for i in range(4)]
+    prompt = PromptBuilder(tokenizer, history_len=4).build(history, "You are in the attic. It is dusty.", cands)
+    if ending == "merging space":
+        prompt = prompt + "> "
+    assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) > 4 * tokenization._TAIL_TOKENS
+    assert tokenization._spliced_encodings(tokenizer, prompt, cands) is not None
+
+    tokens = encode_candidates(tokenizer, prompt, cands)
+    eos = tokenizer.eos_token_id
+    assert [tokens.prefix + c[:-1] for c in tokens.continuations] == _whole_string_ids(tokenizer, prompt, cands)
+    assert all(c[-1] == eos for c in tokens.continuations)
+
+
+def test_prompt_pass_computes_only_the_last_logits(llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> None:
+    """Only the prompt's last position predicts a scored token: the LM head must not run over the
+    other ``P - 1`` positions (on a 1,000-token prompt that is a quarter of a tiny model's work)."""
+    model, tokenizer = llm
+    prompt = PromptBuilder(tokenizer).build([], "You are in the attic. " * 20, CANDIDATES[0])
+    rows: list[int] = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda _m, inputs, _o: rows.append(inputs[0].shape[1]))
+    try:
+        with torch.no_grad():
+            got = candidate_logprobs(model, tokenizer, [prompt], CANDIDATES[:1], packed=True)[0]
+    finally:
+        hook.remove()
+    fed = sum(len(c) - 1 for c in encode_candidates(tokenizer, prompt, CANDIDATES[0]).continuations)
+    assert rows == [1, fed]
+    torch.testing.assert_close(got, naive_candidate_logprobs(model, tokenizer, prompt, CANDIDATES[0]), atol=1e-4, rtol=1e-5)

@@ -49,16 +49,41 @@ def normalise_scores(scores: torch.Tensor, temperature: float = 1.0) -> torch.Te
     return torch.log_softmax(scores / temperature, dim=-1)
 
 
-def _cache_argument(model: PreTrainedModel) -> str:
-    """transformers 5.x renamed ``past_key_values`` to ``cache`` (old name deprecated); older
-    releases only know ``past_key_values``. Outputs use the same name as the argument."""
+def _forward_parameters(model: PreTrainedModel) -> frozenset[str]:
+    """Names ``model.forward`` takes; an adapter wrapper (PEFT) that takes only ``**kwargs`` hands
+    them to the model it wraps, so that model's names are the ones that count."""
     parameters = inspect.signature(model.forward).parameters
-    for name in ("cache", "past_key_values"):
-        if name in parameters:
-            return name
-    # Adapter wrappers (PEFT) take **kwargs and hand them to the model they wrap.
     get_base_model = getattr(model, "get_base_model", None)
-    return _cache_argument(get_base_model()) if callable(get_base_model) else "past_key_values"
+    only_kwargs = all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters.values())
+    if only_kwargs and callable(get_base_model):
+        return _forward_parameters(get_base_model())
+    return frozenset(parameters)
+
+
+@dataclass(frozen=True)
+class _ForwardArguments:
+    """How to call this model's forward.
+
+    Attributes:
+        cache: the KV-cache argument's name: transformers 5.x renamed ``past_key_values`` to
+            ``cache`` (old name deprecated); older releases only know ``past_key_values``. Outputs
+            use the same name as the argument.
+        keeps_last_logits: forward takes ``logits_to_keep``, so a pass can skip the LM head (and
+            the ``[P, V]`` logits) at prompt positions whose predictions are never scored.
+    """
+
+    cache: str
+    keeps_last_logits: bool
+
+    @classmethod
+    def of(cls, model: PreTrainedModel) -> _ForwardArguments:
+        names = _forward_parameters(model)
+        return cls(cache="cache" if "cache" in names else "past_key_values", keeps_last_logits="logits_to_keep" in names)
+
+    def last_logits(self, count: int) -> dict[str, int]:
+        """Keyword arguments asking for the logits of the last ``count`` positions only (the
+        logits returned end with those positions either way)."""
+        return {"logits_to_keep": count} if self.keeps_last_logits else {}
 
 
 def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -137,7 +162,7 @@ def _first_token_logprobs(last_prompt_logits: torch.Tensor, continuations: list[
 
 
 def _packed_pass(
-    model: PreTrainedModel, cache: object, cache_arg: str, prefix_len: int, continuations: list[list[int]]
+    model: PreTrainedModel, cache: object, args: _ForwardArguments, prefix_len: int, continuations: list[list[int]]
 ) -> torch.Tensor:
     """``[A]`` summed log-probs of each continuation's tokens after its first, all candidates in one
     ``[1, N]`` sequence (``N`` = total fed tokens) over the single-copy prompt cache."""
@@ -148,13 +173,13 @@ def _packed_pass(
         attention_mask=mask[None, None],
         position_ids=(prefix_len + packed.offset)[None],
         use_cache=True,
-        **{cache_arg: cache},
+        **{args.cache: cache},
     )
     return packed.sum_per_candidate(_token_logprobs(out.logits[0], packed.targets))
 
 
 def _batched_pass(
-    model: PreTrainedModel, cache: object, cache_arg: str, prefix_len: int, continuations: list[list[int]]
+    model: PreTrainedModel, cache: object, args: _ForwardArguments, prefix_len: int, continuations: list[list[int]]
 ) -> torch.Tensor:
     """Same result as :func:`_packed_pass`, as an ``[A, L]`` batch over the cache repeated ``A`` times."""
     device = model.get_input_embeddings().weight.device
@@ -169,12 +194,14 @@ def _batched_pass(
         attention_mask=attention_mask,
         position_ids=torch.arange(prefix_len, prefix_len + inputs.shape[1], device=device).expand(num_candidates, -1),
         use_cache=True,
-        **{cache_arg: cache},
+        **{args.cache: cache},
     )
     return (_token_logprobs(out.logits, targets) * valid).sum(dim=1)
 
 
-def _uncached_packed_pass(model: PreTrainedModel, prefix: list[int], continuations: list[list[int]]) -> torch.Tensor:
+def _uncached_packed_pass(
+    model: PreTrainedModel, args: _ForwardArguments, prefix: list[int], continuations: list[list[int]]
+) -> torch.Tensor:
     """``[A]`` summed log-probs of each continuation's tokens from one ``[1, P + N]`` sequence: the
     prompt (causal), then every candidate's tokens (each seeing the prompt and its own past)."""
     device = model.get_input_embeddings().weight.device
@@ -188,22 +215,31 @@ def _uncached_packed_pass(model: PreTrainedModel, prefix: list[int], continuatio
         attention_mask=mask[None, None],
         position_ids=torch.cat([torch.arange(prefix_len, device=device), prefix_len + packed.offset])[None],
         use_cache=False,
+        **args.last_logits(len(packed.inputs) + 1),
     )
-    logits = out.logits[0]
-    rest = packed.sum_per_candidate(_token_logprobs(logits[prefix_len:], packed.targets))
-    return _first_token_logprobs(logits[prefix_len - 1], continuations) + rest
+    scored = out.logits[0, -(len(packed.inputs) + 1) :]
+    rest = packed.sum_per_candidate(_token_logprobs(scored[1:], packed.targets))
+    return _first_token_logprobs(scored[0], continuations) + rest
 
 
-def _uncached_batched_pass(model: PreTrainedModel, prefix: list[int], continuations: list[list[int]]) -> torch.Tensor:
+def _uncached_batched_pass(
+    model: PreTrainedModel, args: _ForwardArguments, prefix: list[int], continuations: list[list[int]]
+) -> torch.Tensor:
     """Same result as :func:`_uncached_packed_pass`, as ``[A, P + L]`` rows of prompt + candidate."""
     device = model.get_input_embeddings().weight.device
     num_candidates, prefix_len = len(continuations), len(prefix)
     inputs, targets, valid = _padded_candidates(continuations, device)
     prompt = torch.tensor(prefix, device=device).expand(num_candidates, -1)
     attention_mask = torch.cat([torch.ones_like(prompt), valid.long()], dim=1)
-    out = model(input_ids=torch.cat([prompt, inputs], dim=1), attention_mask=attention_mask, use_cache=False)
-    rest = (_token_logprobs(out.logits[:, prefix_len:], targets) * valid).sum(dim=1)
-    return _first_token_logprobs(out.logits[0, prefix_len - 1], continuations) + rest
+    out = model(
+        input_ids=torch.cat([prompt, inputs], dim=1),
+        attention_mask=attention_mask,
+        use_cache=False,
+        **args.last_logits(inputs.shape[1] + 1),
+    )
+    scored = out.logits[:, -(inputs.shape[1] + 1) :]
+    rest = (_token_logprobs(scored[:, 1:], targets) * valid).sum(dim=1)
+    return _first_token_logprobs(scored[0, 0], continuations) + rest
 
 
 def _keeps_cache(model: PreTrainedModel) -> bool:
@@ -213,7 +249,7 @@ def _keeps_cache(model: PreTrainedModel) -> bool:
 
 
 def _score_prompt(
-    model: PreTrainedModel, tokens: CandidateTokens, cache_arg: str, length_normalise: bool, packed: bool
+    model: PreTrainedModel, tokens: CandidateTokens, args: _ForwardArguments, length_normalise: bool, packed: bool
 ) -> torch.Tensor:
     """Raw ``[A]`` scores of one prompt's candidates: a prompt pass then a candidate pass over its
     cache, or one pass for both when the model keeps no cache."""
@@ -222,13 +258,13 @@ def _score_prompt(
     lengths = torch.tensor([len(ids) for ids in continuations], device=device)
     if not _keeps_cache(model):
         single_pass = _uncached_packed_pass if packed else _uncached_batched_pass
-        total = single_pass(model, tokens.prefix, continuations)
+        total = single_pass(model, args, tokens.prefix, continuations)
     else:
-        prefix_out = model(input_ids=torch.tensor([tokens.prefix], device=device), use_cache=True)
+        prefix_out = model(input_ids=torch.tensor([tokens.prefix], device=device), use_cache=True, **args.last_logits(1))
         total = _first_token_logprobs(prefix_out.logits[0, -1], continuations)
         if int(lengths.max()) > 1:
             candidate_pass = _packed_pass if packed else _batched_pass
-            total = total + candidate_pass(model, prefix_out[cache_arg], cache_arg, len(tokens.prefix), continuations)
+            total = total + candidate_pass(model, prefix_out[args.cache], args, len(tokens.prefix), continuations)
     return total / lengths.to(total.dtype) if length_normalise else total
 
 
@@ -253,8 +289,8 @@ def candidate_logprobs(
         raise PriorZeroInputError(f"got {len(prompts)} prompts but {len(candidates)} candidate lists")
     if packed is None:
         packed = getattr(model.config, "_attn_implementation", None) in _ADDITIVE_MASK_ATTENTION
-    cache_arg = _cache_argument(model)
+    args = _ForwardArguments.of(model)
     return [
-        _score_prompt(model, encode_candidates(tokenizer, prompt, cands), cache_arg, length_normalise, packed)
+        _score_prompt(model, encode_candidates(tokenizer, prompt, cands), args, length_normalise, packed)
         for prompt, cands in zip(prompts, candidates)
     ]

@@ -10,6 +10,15 @@ follows it is scored: normally exactly the candidate's tokens; after a merge als
 token(s). The tail is the same *text* for every candidate, so (up to how it is tokenised) its
 probability is a common factor that the normalisation over candidates cancels, and every candidate
 is scored on the sequence the tokenizer really produces.
+
+Tokenising ``prompt + candidate`` whole for ~40 candidates of a ~1,000-token prompt cost more on
+CPU than the model passes that score them. The prompt is therefore tokenised once, and each
+candidate only together with the prompt's last few tokens' text (the *tail*): a tokenizer that
+pre-splits text (byte-level BPE, Metaspace, whitespace) cannot merge across the start of a
+pre-token that lies well before the end of the prompt, so ``head ids + tail-and-candidate ids`` is
+the whole-string tokenisation. That is checked, not assumed: for every prompt the tail alone must
+re-tokenise to the prompt's own last ids and the longest candidate's splice must equal its whole
+tokenisation; otherwise, and for tokenizers without offsets, every candidate is tokenised whole.
 """
 
 from __future__ import annotations
@@ -45,11 +54,45 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+_TAIL_TOKENS = 16
+"""Prompt tokens re-tokenised with each candidate: enough that the cut lies far from the boundary
+where a merge can happen, few enough to be cheap next to a ~1,000-token prompt."""
+
+
+def _with_bos(ids: list[int], bos: int | None) -> list[int]:
+    return ids if bos is None or ids[:1] == [bos] else [bos, *ids]
+
+
+def _spliced_encodings(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, candidates: Sequence[str]
+) -> tuple[list[int], list[list[int]]] | None:
+    """``(prompt ids, [prompt + candidate ids])`` from one prompt tokenisation and short tails, or
+    None when the splice cannot be shown equal to whole-string tokenisation (see module docstring)."""
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    encoded = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    prompt_ids, offsets = list(encoded["input_ids"]), encoded["offset_mapping"]
+    cut = len(prompt_ids) - _TAIL_TOKENS
+    if cut <= 0:
+        return None
+    tail = prompt[offsets[cut][0] :]
+    head = prompt_ids[:cut]
+    tails = tokenizer([tail, *(tail + candidate for candidate in candidates)], add_special_tokens=False)["input_ids"]
+    if tails[0] != prompt_ids[cut:]:
+        return None
+    spliced = [head + ids for ids in tails[1:]]
+    longest = max(range(len(candidates)), key=lambda i: len(candidates[i]))
+    if tokenizer(prompt + candidates[longest], add_special_tokens=False)["input_ids"] != spliced[longest]:
+        return None
+    return prompt_ids, spliced
+
+
 def encode_candidates(
     tokenizer: PreTrainedTokenizerBase, prompt: str, candidates: Sequence[str]
 ) -> CandidateTokens:
     """Split ``prompt + candidate + eos`` for all candidates into one shared prefix and per-candidate
-    continuations (see the module docstring for why the boundary is found on whole tokenisations).
+    continuations (see the module docstring for why the boundary is found on whole tokenisations,
+    and how they are obtained without tokenising the prompt once per candidate).
 
     Special tokens are not added by the tokenizer, because chat templates already write bos as
     text and a post-processor would add a second one; bos is prepended here only when the
@@ -62,12 +105,15 @@ def encode_candidates(
         raise PriorZeroInputError(
             f"tokenizer {type(tokenizer).__name__} has no eos token; candidate scoring ends each action with eos"
         )
-    texts = [prompt, *(prompt + candidate for candidate in candidates)]
-    encoded: list[list[int]] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    spliced = _spliced_encodings(tokenizer, prompt, candidates)
+    if spliced is None:
+        texts = [prompt, *(prompt + candidate for candidate in candidates)]
+        prompt_ids, *full_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    else:
+        prompt_ids, full_ids = spliced
     bos = tokenizer.bos_token_id
-    if bos is not None:
-        encoded = [ids if ids[:1] == [bos] else [bos, *ids] for ids in encoded]
-    prompt_ids, *full_ids = encoded
+    prompt_ids = _with_bos(prompt_ids, bos)
+    full_ids = [_with_bos(ids, bos) for ids in full_ids]
     shared = min(_common_prefix_len(prompt_ids, ids) for ids in full_ids)
     if shared == 0:
         raise PriorZeroInputError(
