@@ -45,8 +45,7 @@ from tests.callback_fakes import TinyModule, tiny_trainer
 from tests.test_fit import DEBUG, ROOT, tiny_args
 
 PROCESS_TIMEOUT_S = 300
-"""Generous: a `python -m priorzero_pl` start on a loaded 2-core machine took over 120 s."""
-"""Upper bound on any second process these tests start (they take seconds)."""
+"""Upper bound on any second process these tests start (seconds when idle; a start took over 120 s on a loaded 2-core machine)."""
 
 
 def replace_fit(monkeypatch: pytest.MonkeyPatch, body: Callable[..., Any]) -> None:
