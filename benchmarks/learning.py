@@ -69,10 +69,9 @@ the same games whatever ``--games-per-level`` (a smaller run plays a prefix of e
 SEED_STRIDE = 10
 
 DEFAULT_STEPS = 100
-"""Sized so that the default run (7 games x 2 seeds x 2 fits) fits in 45 minutes on 2 cores: measured
-with ``--steps 4`` and ``--steps 60`` (``--seeds 0 --games-per-level 1``), a fit costs about 5-10 s
-plus 0.8-1.5 s per training step with the LLM prior (easy to hard) and 0.2-0.3 s without, which
-puts the default run at about 350 s + 20 s per training step, 40 minutes at 100 steps."""
+"""Not yet sized to the 45-minute bar: a partial default run on 2026-12-03 (4 distillation roots,
+machine partly loaded) took 100-224 s per fit with the LLM prior (easy to hard) and 34-47 s
+without, which puts 7 games x 2 seeds at about 55-60 minutes."""
 RANDOM_EPISODES = 20
 """Random play is noisy and cheap: more episodes than the sampled prior."""
 SAMPLED_PRIOR_EPISODES = 5

@@ -278,3 +278,40 @@ def test_prompt_pass_computes_only_the_last_logits(llm: tuple[PreTrainedModel, P
     fed = sum(len(c) - 1 for c in encode_candidates(tokenizer, prompt, CANDIDATES[0]).continuations)
     assert rows == [1, fed]
     torch.testing.assert_close(got, naive_candidate_logprobs(model, tokenizer, prompt, CANDIDATES[0]), atol=1e-4, rtol=1e-5)
+
+
+class _AdapterWrapper(torch.nn.Module):
+    """Stands in for a PEFT model: names a few forward arguments and passes ``**kwargs`` through."""
+
+    def __init__(self, base: PreTrainedModel) -> None:
+        super().__init__()
+        self.base = base
+        self.config = base.config
+
+    def get_base_model(self) -> PreTrainedModel:
+        return self.base
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.base.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: object):  # noqa: ANN201
+        return self.base(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def test_adapter_wrapper_gets_the_base_models_cache_and_logits_arguments(
+    llm: tuple[PreTrainedModel, PreTrainedTokenizerBase]
+) -> None:
+    """A wrapper that names some arguments and forwards the rest must still be called with the
+    base model's cache name and ``logits_to_keep``, not fall back to computing every logit."""
+    model, tokenizer = llm
+    wrapped = _AdapterWrapper(model)
+    prompt = PromptBuilder(tokenizer).build([], "You are in the attic. " * 20, CANDIDATES[0])
+    rows: list[int] = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda _m, inputs, _o: rows.append(inputs[0].shape[1]))
+    try:
+        with torch.no_grad():
+            got = candidate_logprobs(wrapped, tokenizer, [prompt], CANDIDATES[:1], packed=True)[0]
+    finally:
+        hook.remove()
+    assert rows[0] == 1
+    torch.testing.assert_close(got, naive_candidate_logprobs(model, tokenizer, prompt, CANDIDATES[0]), atol=1e-4, rtol=1e-5)

@@ -50,14 +50,15 @@ def normalise_scores(scores: torch.Tensor, temperature: float = 1.0) -> torch.Te
 
 
 def _forward_parameters(model: PreTrainedModel) -> frozenset[str]:
-    """Names ``model.forward`` takes; an adapter wrapper (PEFT) that takes only ``**kwargs`` hands
-    them to the model it wraps, so that model's names are the ones that count."""
+    """Names ``model.forward`` takes. An adapter wrapper (PEFT) names a few arguments and hands its
+    ``**kwargs`` to the model it wraps, so that model's names count too."""
     parameters = inspect.signature(model.forward).parameters
+    names = frozenset(name for name, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
     get_base_model = getattr(model, "get_base_model", None)
-    only_kwargs = all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters.values())
-    if only_kwargs and callable(get_base_model):
-        return _forward_parameters(get_base_model())
-    return frozenset(parameters)
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if takes_kwargs and callable(get_base_model) and get_base_model() is not model:
+        return names | _forward_parameters(get_base_model())
+    return names
 
 
 @dataclass(frozen=True)

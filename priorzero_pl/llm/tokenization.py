@@ -16,9 +16,10 @@ CPU than the model passes that score them. The prompt is therefore tokenised onc
 candidate only together with the prompt's last few tokens' text (the *tail*): a tokenizer that
 pre-splits text (byte-level BPE, Metaspace, whitespace) cannot merge across the start of a
 pre-token that lies well before the end of the prompt, so ``head ids + tail-and-candidate ids`` is
-the whole-string tokenisation. That is checked, not assumed: for every prompt the tail alone must
-re-tokenise to the prompt's own last ids and the longest candidate's splice must equal its whole
-tokenisation; otherwise, and for tokenizers without offsets, every candidate is tokenised whole.
+the whole-string tokenisation. Each prompt checks that on two cases (the tail alone must
+re-tokenise to the prompt's own last ids, and the longest candidate's splice must equal its whole
+tokenisation) and the other candidates rely on the pre-tokenizer argument; when a check fails,
+and for tokenizers without offsets, every candidate is tokenised whole.
 """
 
 from __future__ import annotations
