@@ -184,7 +184,9 @@ class Probe(L.Callback):
         self.started = 0.0
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        self.at_start["env_steps"] = trainer.datamodule.env_steps
+        from callbacks.access import collection
+
+        self.at_start["env_steps"] = collection(trainer, "gpu_check's Probe").env_steps
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()

@@ -45,6 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from callbacks.access import collection  # noqa: E402
 from priorzero_pl.assets.embedded import cache_root, embedded_llm  # noqa: E402
 from priorzero_pl.corpus.manifest import CorpusManifest, assert_not_in_corpus  # noqa: E402
 from priorzero_pl.corpus.spec import GameSpec  # noqa: E402
@@ -154,7 +155,7 @@ class EvalCurve(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         score = trainer.callback_metrics.get("eval/normalized_score")
         if score is not None:
-            self.points.append((int(trainer.datamodule.env_steps), float(score)))
+            self.points.append((int(collection(trainer, "EvalCurve").env_steps), float(score)))
 
 
 def callbacks_overlay(variant: str, out: Path) -> Path:

@@ -175,12 +175,16 @@ class PriorZeroDataModule(L.LightningDataModule):
         self._saved_rollout: dict[str, Any] | None = None
         self._seeded_rank: int | None = None
         self._agent_factory: AgentFactory | None = None
+        self._timer: StageTimer | None = None
 
-    def connect(self, agent_factory: AgentFactory) -> None:
-        """Hand the data module the agent it collects with. Given, not looked up through the
-        trainer: the data module then depends on an agent factory, not on the module's class,
-        and a test can collect with any agent."""
+    def connect(self, agent_factory: AgentFactory, timer: StageTimer | None = None) -> None:
+        """Hand the data module the agent it collects with, and the stage timer its env steps,
+        replay sampling and round overhead are reported to (``PriorZeroModule.stage_timer``; None
+        times nothing). Given, not looked up through the trainer: the data module then depends on
+        an agent factory and a timer, not on the module's class, and a test can collect with any
+        agent."""
         self._agent_factory = agent_factory
+        self._timer = timer
 
     # ------------------------------------------------------------------ set-up
     def prepare_data(self) -> None:
@@ -218,18 +222,13 @@ class PriorZeroDataModule(L.LightningDataModule):
     def _ensure_rollout(self) -> Rollout:
         if self.rollout is None:
             self.env_pool = EnvPool(self.game_path, self.num_envs, seed=self.env_seed, **self.game_kwargs())
-            timer = self._stage_timer()
+            timer = self._timer
             games = self.env_pool if timer is None else TimedGames(self.env_pool, timer)
             self.rollout = Rollout(games, game=self.game_path, restart=True)
             if self._saved_rollout is not None:
                 self.rollout.restore(self._saved_rollout)
                 self._saved_rollout = None
         return self.rollout
-
-    def _stage_timer(self) -> StageTimer | None:
-        """The module's stage timer (``PriorZeroModule.stage_timer``), which collection reports to."""
-        module = getattr(self.trainer, "lightning_module", None)
-        return getattr(module, "stage_timer", None)
 
     def teardown(self, stage: str) -> None:
         """Close the games; the episodes in progress are kept, for a checkpoint written after."""
@@ -260,7 +259,7 @@ class PriorZeroDataModule(L.LightningDataModule):
             batch["collect"] = self.collect_round()
             self.batches_left = self.batches_per_collect
         self.batches_left -= 1
-        timer = self._stage_timer()
+        timer = self._timer
         if timer is None:
             batch["world_model"] = self.buffer.sample(self.batch_size)
         else:
@@ -284,7 +283,7 @@ class PriorZeroDataModule(L.LightningDataModule):
         to sample the loop takes one more step and stops there (with a checkpoint); before the
         buffer holds anything, a SIGTERM raises ``SIGTERMException`` (``callbacks.Checkpointing``
         saves the warm-up's episodes on it) and a Ctrl+C ``KeyboardInterrupt``."""
-        timer = self._stage_timer()
+        timer = self._timer
         if timer is None:
             return self._collect_round()
         started, timed = perf_counter(), timer.total()

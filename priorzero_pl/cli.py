@@ -34,12 +34,12 @@ SIGTERM death), so that a requeue wrapper can tell a preempted run from a finish
 
 def connect(module: PriorZeroModule, datamodule: PriorZeroDataModule) -> None:
     """Wire the two halves of a run, once, before the trainer sees them: the data module collects
-    with the module's ``collect`` agent, and the module updates the priorities of the data
-    module's replay buffer. Neither looks the other up through ``trainer``, so each is built and
+    with the module's ``collect`` agent and reports its stages to the module's stage timer, and
+    the module updates the priorities of the data module's replay buffer. Neither looks the other up through ``trainer``, so each is built and
     tested alone. :func:`build_cli` calls it; a script that builds the two by hand calls it too
     (an unconnected data module refuses to collect)."""
     module.connect(datamodule.buffer)
-    datamodule.connect(functools.partial(module.acting_agent, "collect"))
+    datamodule.connect(functools.partial(module.acting_agent, "collect"), module.stage_timer)
 
 
 class PriorZeroCLI(LightningCLI):

@@ -14,6 +14,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from datamodules.collection import PriorZeroDataModule
 from priorzero_pl.buffer import ReplayBuffer
 from priorzero_pl.episodes import RandomAgent
+from priorzero_pl.stage_timer import StageTimer
 from tests.test_buffer import make_segment
 from tests.test_module import make_module
 
@@ -69,3 +70,27 @@ def test_the_data_module_collects_with_the_agent_factory_it_was_given(tw_game_pa
     assert metrics["env_steps"] >= 3 and datamodule.buffer.num_steps > 0
     segments = datamodule.buffer.recent_segments(datamodule.buffer.num_segments)
     assert all(prompt == "" for s in segments for prompt in s.prompts), "the random agent (no prompt) played every step"
+
+
+def test_the_data_module_reports_its_stages_to_the_timer_it_was_given(tw_game_path: Path) -> None:
+    datamodule = PriorZeroDataModule(
+        game=str(tw_game_path), num_envs=1, max_episode_steps=3, collect_steps=3, warmup_steps=3, batch_size=2
+    )
+    timer = StageTimer()
+    datamodule.connect(lambda *, temperature: RandomAgent(), timer)
+    try:
+        batch = datamodule.next_batch()
+    finally:
+        datamodule.teardown("fit")
+    assert "world_model" in batch
+    totals = timer.pop()
+    assert totals.items["env_step"] >= 3, "every env step of the round was timed"
+    assert totals.calls["replay_sample"] == 1 and totals.calls["collect_other"] == 1
+
+    untimed = PriorZeroDataModule(game=str(tw_game_path), num_envs=1, max_episode_steps=3, collect_steps=3, warmup_steps=3)
+    untimed.connect(lambda *, temperature: RandomAgent())
+    try:
+        untimed.collect_round()
+    finally:
+        untimed.teardown("fit")
+    assert timer.pop().calls == {}, "a data module connected without a timer reports to none"
