@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, IterableDataset
 
-from datamodules.collector import collect
+from priorzero_pl.collect import collect
 from priorzero_pl.agent import Agent
 from priorzero_pl.assets.embedded import EMBEDDED, embedded_game
 from priorzero_pl.buffer import GameSegment, ReplayBuffer, ReplayConfig
