@@ -23,7 +23,7 @@ from priorzero_pl.corpus import (
     verify_records,
 )
 from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_NOISE, DEFAULT_NOISY_EPISODES
-from priorzero_pl.corpus.noisy_expert import play_noisy_expert
+from priorzero_pl.corpus.noisy_expert import READ_RECIPE, expert_command, play_noisy_expert
 from priorzero_pl.corpus.manifest import assert_disjoint
 from priorzero_pl.corpus.plan import COOKING_GO
 from priorzero_pl.envs import TextGame
@@ -114,9 +114,12 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
                     assert step.candidates[step.action_index] == step.action
 
 
-def test_noisy_expert_states_are_replayable_and_labelled_by_the_winning_plan(tiny_corpus: Path, tiny_lm_path: Path) -> None:
-    """Each noisy step is the state the played commands lead to, labelled with the expert's next
-    command there; from the state after a random move, the expert's labels still win."""
+def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tiny_corpus: Path, tiny_lm_path: Path) -> None:
+    """Each noisy step is the state the played commands lead to. Its label is the walkthrough's
+    command while every command so far was the walkthrough's; after a deviation it is
+    ``examine cookbook`` until the cookbook was read (the winning plan, which reads the hidden
+    recipe, never contains it), then the winning plan's next command; from the state after a random
+    move, the expert's labels still win."""
     manifest = CorpusManifest.load(tiny_corpus)
     entry = manifest.built_games()[0]
     game_file = tiny_corpus / "games" / f"{entry.id}.z8"
@@ -124,23 +127,63 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_the_winning_plan(tin
     steps = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.5, rng=np.random.default_rng(0), max_steps=40)
     deviations = [i for i, s in enumerate(steps) if s.played is not None]
     assert deviations and all(s.episode == 1 for s in steps)
+    labels_seen: set[str] = set()
     with TextGame(game_file, max_steps=200, track_winning_plan=True) as game:
+        walkthrough = game.walkthrough()
         record = game.reset()
+        assert READ_RECIPE not in game.winning_plan() and READ_RECIPE in walkthrough
+        read = False
         for step in steps:
             assert (step.observation, step.candidates) == (record.observation, record.candidates)
-            assert step.action == game.winning_plan()[0] == step.candidates[step.action_index]
+            if step.step <= deviations[0]:
+                assert step.action == walkthrough[step.step]
+            elif not read and READ_RECIPE in step.candidates:
+                assert step.action == READ_RECIPE
+            else:
+                assert step.action == game.winning_plan()[0]
+            labels_seen.add(step.action)
             assert step.played != step.action
             assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
+            read = read or (step.played or step.action) == READ_RECIPE
             record = game.step(step.played or step.action)
             assert step.reward == record.reward
         assert record.done or game.winning_plan() is None or len(steps) == 40
 
+        clean = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.0, rng=np.random.default_rng(0), max_steps=40)
+        assert [s.action for s in clean] == walkthrough and all(s.played is None for s in clean)
+
         record = game.reset()
-        for step in steps[: deviations[0] + 1]:
-            record = game.step(step.played or step.action)
+        played = [step.played or step.action for step in steps[: deviations[0] + 1]]
+        for command in played:
+            record = game.step(command)
         while not record.done:
-            record = game.step(game.winning_plan()[0])
+            command = expert_command(None, game.winning_plan(), record.candidates, played)
+            played.append(command)
+            record = game.step(command)
         assert record.won
+
+
+def test_noisy_expert_reads_the_cookbook_before_acting_on_the_recipe(tiny_corpus: Path, tiny_lm_path: Path) -> None:
+    """Off the walkthrough's path, no noisy label names an ingredient-fetching move while the
+    cookbook is in reach and unread: across every game and several noisy episodes the expert's
+    first off-path label with the cookbook in reach is always ``examine cookbook``."""
+    manifest = CorpusManifest.load(tiny_corpus)
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_lm_path), history_len=2, max_observation_chars=256)
+    checked = 0
+    for entry in manifest.built_games():
+        game_file = tiny_corpus / "games" / f"{entry.id}.z8"
+        for episode in range(1, 4):
+            steps = play_noisy_expert(
+                game_file, entry.id, builder, episode=episode, noise=0.6, rng=np.random.default_rng(episode), max_steps=30
+            )
+            deviated = read = False
+            for step in steps:
+                if deviated and not read and READ_RECIPE in step.candidates:
+                    assert step.action == READ_RECIPE, (entry.id, episode, step.step, step.action)
+                    checked += 1
+                read = read or (step.played or step.action) == READ_RECIPE
+                deviated = deviated or step.played is not None
+    assert checked > 0
 
 
 def test_noisy_episodes_add_new_states_only(tiny_corpus: Path) -> None:
