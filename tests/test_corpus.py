@@ -26,6 +26,7 @@ from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATI
 from priorzero_pl.corpus.noisy_expert import READ_RECIPE, expert_command, play_noisy_expert
 from priorzero_pl.corpus.manifest import assert_disjoint
 from priorzero_pl.corpus.plan import COOKING_GO
+from priorzero_pl.corpus.walkthrough import play_walkthrough, without_detours
 from priorzero_pl.envs import TextGame
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior import PromptBuilder
@@ -114,6 +115,26 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
                     assert step.candidates[step.action_index] == step.action
 
 
+def test_without_detours_drops_only_a_put_down_undone_by_the_next_command() -> None:
+    commands = ["take knife", "chop carrot with knife", "drop knife", "take knife", "slice potato with knife", "drop knife", "prepare meal"]
+    assert without_detours(commands) == ["take knife", "chop carrot with knife", "slice potato with knife", "drop knife", "prepare meal"]
+    assert without_detours(["drop knife", "take apple", "take knife"]) == ["drop knife", "take apple", "take knife"]
+    assert without_detours(["drop knife", "take knife", "drop knife", "take knife"]) == []
+
+
+def test_the_recorded_walkthrough_keeps_the_knife_and_still_wins(tmp_path: Path, tiny_lm_path: Path) -> None:
+    """A two-cut recipe's walkthrough puts the knife down and picks it up between the cuts; the
+    corpus records it without that detour, and the shorter walkthrough wins."""
+    spec = GameSpec("tw-cooking", seed=TRAIN_SEED_START + 500, split="train", options={"recipe": 2, "take": 2, "go": 1, "cut": True})
+    game_file = spec.make(tmp_path)
+    with TextGame(game_file) as game:
+        full = game.walkthrough()
+    assert without_detours(full) != full
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_lm_path), history_len=2, max_observation_chars=256)
+    played = play_walkthrough(game_file, game_file.stem, builder)
+    assert played.won and [s.action for s in played.steps] == without_detours(full)
+
+
 def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tiny_corpus: Path, tiny_lm_path: Path) -> None:
     """Each noisy step is the state the played commands lead to. Its label is the walkthrough's
     command while every command so far was the walkthrough's; after a deviation it is
@@ -129,7 +150,7 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
     assert deviations and all(s.episode == 1 for s in steps)
     labels_seen: set[str] = set()
     with TextGame(game_file, max_steps=200, track_winning_plan=True) as game:
-        walkthrough = game.walkthrough()
+        walkthrough = without_detours(game.walkthrough())
         record = game.reset()
         assert READ_RECIPE not in game.winning_plan() and READ_RECIPE in walkthrough
         read = False

@@ -92,7 +92,8 @@ def build_corpus(
             rng = np.random.default_rng([spec.seed, episode])
             max_steps = NOISY_EPISODE_STEPS * max(len(played.steps), 1)
             for step in play_noisy_expert(
-                game_file, game_file.stem, builder, episode=episode, noise=noise, rng=rng, max_steps=max_steps
+                game_file, game_file.stem, builder, episode=episode, noise=noise, rng=rng, max_steps=max_steps,
+                walkthrough=[step.action for step in played.steps],
             ):
                 if (step.prompt, step.action) not in seen:
                     seen.add((step.prompt, step.action))

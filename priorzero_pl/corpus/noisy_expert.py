@@ -11,9 +11,9 @@ That replanner is not a fair teacher on its own: it reads the game's hidden stat
 its plan goes straight for the recipe's ingredients (``open fridge``, ``take carrot from fridge``),
 which a player only learns by reading the cookbook, and it never contains ``examine cookbook``
 (the walkthrough starts ``inventory``, ``examine cookbook``); a prior trained on its labels learns
-to name an ingredient it cannot know. So the expert here reads before it acts: while the episode is still on the walkthrough's path
-its label is the walkthrough's command (the same label the walkthrough episode gives that state);
-off the path, it reads the cookbook first whenever it can and has not yet, and otherwise follows the
+to name an ingredient it cannot know. So the expert here reads before it acts: while the episode
+is still on the walkthrough's path its label is the walkthrough's command (the commands the
+walkthrough episode played, so the label it gives that state too); off the path, it reads the cookbook first whenever it can and has not yet, and otherwise follows the
 winning plan (which still knows where unseen objects are: the states are right, some labels are
 better informed than a player could be).
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from priorzero_pl.corpus.records import CorpusStep
-from priorzero_pl.corpus.walkthrough import record_step
+from priorzero_pl.corpus.walkthrough import record_step, without_detours
 from priorzero_pl.envs.text_game import TextGame
 from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
@@ -44,13 +44,16 @@ def play_noisy_expert(
     noise: float,
     rng: np.random.Generator,
     max_steps: int,
+    walkthrough: Sequence[str] | None = None,
 ) -> list[CorpusStep]:
     """Play one episode of ``game_file`` in which each step's command is, with probability ``noise``,
     a uniformly drawn candidate other than the expert's, else the expert's; record every step with
     the expert's command as its label (:func:`expert_command`).
 
-    The episode ends when the game does, when no win is reachable any more (a lost quest leaves
-    nothing to label), or after ``max_steps`` steps.
+    ``walkthrough`` is the command list the walkthrough episode played (default: the game's
+    walkthrough :func:`~priorzero_pl.corpus.walkthrough.without_detours`). The episode ends when
+    the game does, when no win is reachable any more (a lost quest leaves nothing to label), or
+    after ``max_steps`` steps.
     """
     if not 0.0 <= noise < 1.0:
         raise PriorZeroInputError(f"noise={noise}: must be a probability in [0, 1)")
@@ -58,7 +61,8 @@ def play_noisy_expert(
         raise PriorZeroInputError(f"episode={episode}: noisy episodes are numbered from 1 (0 is the walkthrough)")
     steps: list[CorpusStep] = []
     with TextGame(game_file, max_steps=1_000_000, track_winning_plan=True) as game:
-        walkthrough = game.walkthrough() or []
+        if walkthrough is None:
+            walkthrough = without_detours(game.walkthrough() or [])
         record = game.reset()
         history: list[HistoryStep] = []
         on_walkthrough = True

@@ -4,6 +4,13 @@ The game runs in :class:`~priorzero_pl.envs.TextGame`, so the observations and c
 are exactly those the agent sees when it plays the game, and the prompt is built by the same
 :class:`~priorzero_pl.prior.PromptBuilder` from the same history (observation, action, reward of
 each past step) that collection and evaluation give it.
+
+TextWorld's cooking walkthroughs put the knife down after every cut and pick it up again for the
+next (``chop carrot with knife``, ``drop knife``, ``take knife``, ``slice potato with knife``). A
+prior trained on them learns that ``drop knife`` follows a cut and ``take knife`` follows
+``drop knife``, and played greedily it loops between the two (seen on unseen test-split games);
+so the corpus plays the walkthrough with those put-down-and-pick-up detours removed
+(:func:`without_detours`), and the full one only when the shorter one does not win.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ class WalkthroughPlay:
 
 
 def play_walkthrough(game_file: Path, game_id: str, prompt_builder: PromptBuilder) -> WalkthroughPlay:
-    """Reset ``game_file``, play its walkthrough to the end and record every step.
+    """Reset ``game_file``, play its walkthrough (:func:`without_detours` where that still wins) to
+    the end and record every step.
 
     A step's history is the last ``prompt_builder.history_len`` steps, the ones its prompt shows.
     """
@@ -51,19 +59,42 @@ def play_walkthrough(game_file: Path, game_id: str, prompt_builder: PromptBuilde
         walkthrough = game.walkthrough()
         if not walkthrough:
             raise PriorZeroInputError(f"{game_file} has no walkthrough: corpus games must be TextWorld games made by tw-make")
-        record = game.reset()
-        history: list[HistoryStep] = []
-        steps: list[CorpusStep] = []
-        fallback = 0
-        for index, action in enumerate(walkthrough):
-            if record.done:
-                break
-            fallback += record.candidates_fallback
-            following = game.step(action)
-            steps.append(record_step(prompt_builder, game_id, index, history, record, action, following))
-            history.append(HistoryStep(record.observation, action, following.reward))
-            record = following
-        return WalkthroughPlay(steps=steps, score=record.score, max_score=game.max_score, won=record.won, fallback_steps=fallback)
+        shorter = without_detours(walkthrough)
+        played = _play(game, game_id, prompt_builder, shorter)
+        if shorter != walkthrough and not played.won:
+            played = _play(game, game_id, prompt_builder, walkthrough)
+        return played
+
+
+def without_detours(commands: list[str]) -> list[str]:
+    """``commands`` without each ``drop X`` that the next command undoes with ``take X``."""
+    kept: list[str] = []
+    index = 0
+    while index < len(commands):
+        command = commands[index]
+        following = commands[index + 1] if index + 1 < len(commands) else None
+        if command.startswith("drop ") and following == "take " + command[len("drop ") :]:
+            index += 2
+            continue
+        kept.append(command)
+        index += 1
+    return kept
+
+
+def _play(game: TextGame, game_id: str, prompt_builder: PromptBuilder, commands: list[str]) -> WalkthroughPlay:
+    record = game.reset()
+    history: list[HistoryStep] = []
+    steps: list[CorpusStep] = []
+    fallback = 0
+    for index, action in enumerate(commands):
+        if record.done:
+            break
+        fallback += record.candidates_fallback
+        following = game.step(action)
+        steps.append(record_step(prompt_builder, game_id, index, history, record, action, following))
+        history.append(HistoryStep(record.observation, action, following.reward))
+        record = following
+    return WalkthroughPlay(steps=steps, score=record.score, max_score=game.max_score, won=record.won, fallback_steps=fallback)
 
 
 def record_step(
