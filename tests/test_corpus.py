@@ -148,7 +148,6 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
     steps = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.5, rng=np.random.default_rng(0), max_steps=40)
     deviations = [i for i, s in enumerate(steps) if s.played is not None]
     assert deviations and all(s.episode == 1 for s in steps)
-    labels_seen: set[str] = set()
     with TextGame(game_file, max_steps=200, track_winning_plan=True) as game:
         walkthrough = without_detours(game.walkthrough())
         record = game.reset()
@@ -162,7 +161,6 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
                 assert step.action == READ_RECIPE
             else:
                 assert step.action == game.winning_plan()[0]
-            labels_seen.add(step.action)
             assert step.played != step.action
             assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
             read = read or (step.played or step.action) == READ_RECIPE

@@ -13,9 +13,10 @@ which a player only learns by reading the cookbook, and it never contains ``exam
 (the walkthrough starts ``inventory``, ``examine cookbook``); a prior trained on its labels learns
 to name an ingredient it cannot know. So the expert here reads before it acts: while the episode
 is still on the walkthrough's path its label is the walkthrough's command (the commands the
-walkthrough episode played, so the label it gives that state too); off the path, it reads the cookbook first whenever it can and has not yet, and otherwise follows the
-winning plan (which still knows where unseen objects are: the states are right, some labels are
-better informed than a player could be).
+walkthrough episode played, so the label it gives that state too); off the path, it reads the
+cookbook first whenever it can and has not yet, and otherwise follows the winning plan (which
+still knows where unseen objects are: the states are right, some labels are better informed than
+a player could be).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from priorzero_pl.errors import PriorZeroInputError
 from priorzero_pl.prior.prompt import HistoryStep, PromptBuilder
 
 READ_RECIPE = "examine cookbook"
-"""tw-cooking's one information-gathering command a winning plan needs but never contains."""
+"""The command that shows a tw-cooking player the recipe; TextWorld's winning plan never contains it."""
 
 
 def play_noisy_expert(

@@ -8,7 +8,7 @@ each past step) that collection and evaluation give it.
 TextWorld's cooking walkthroughs put the knife down after every cut and pick it up again for the
 next (``chop carrot with knife``, ``drop knife``, ``take knife``, ``slice potato with knife``). A
 prior trained on them learns that ``drop knife`` follows a cut and ``take knife`` follows
-``drop knife``, and played greedily it loops between the two (seen on unseen test-split games);
+``drop knife``, and played greedily it loops between the two (seen on an unseen test-split game);
 so the corpus plays the walkthrough with those put-down-and-pick-up detours removed
 (:func:`without_detours`), and the full one only when the shorter one does not win.
 """
