@@ -22,14 +22,14 @@ from priorzero_pl.corpus import (
     read_records,
     verify_records,
 )
-from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_NOISE, DEFAULT_NOISY_EPISODES
+from priorzero_pl.corpus.build import DEFAULT_HISTORY_LEN, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_NOISE, DEFAULT_NOISY_EPISODES, DEFAULT_NOTES
 from priorzero_pl.corpus.noisy_expert import READ_RECIPE, expert_command, play_noisy_expert
 from priorzero_pl.corpus.manifest import assert_disjoint
 from priorzero_pl.corpus.plan import COOKING_GO
 from priorzero_pl.corpus.walkthrough import play_walkthrough, without_detours
 from priorzero_pl.envs import TextGame
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.prior import PromptBuilder
+from priorzero_pl.prior import HistoryStep, PromptBuilder
 
 DEBUG = Path(__file__).resolve().parents[1] / "configs" / "debug.yaml"
 
@@ -98,6 +98,7 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
         AutoTokenizer.from_pretrained(tiny_lm_path),
         history_len=manifest.prompt.history_len,
         max_observation_chars=manifest.prompt.max_observation_chars,
+        notes=manifest.prompt.notes,
     )
     for entry in manifest.built_games():
         game_steps = [s for s in steps if s.game == entry.id and s.episode == 0]
@@ -105,11 +106,14 @@ def test_records_are_what_the_agent_sees(tiny_corpus: Path, tiny_lm_path: Path) 
         assert all(s.played is None for s in game_steps)
         with TextGame(tiny_corpus / "games" / f"{entry.id}.z8") as game:
             record = game.reset()
+            history: list[HistoryStep] = []
             for step in game_steps:
                 assert step.observation == record.observation and step.candidates == record.candidates
-                assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
+                assert step.prompt == builder.build(history, step.observation, step.candidates)
                 assert len(step.history) == min(step.step, manifest.prompt.history_len)
-                record = game.step(step.action)
+                following = game.step(step.action)
+                history.append(HistoryStep(record.observation, step.action, following.reward))
+                record = following
                 assert step.reward == record.reward
                 if step.scorable:
                     assert step.candidates[step.action_index] == step.action
@@ -144,8 +148,10 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
     manifest = CorpusManifest.load(tiny_corpus)
     entry = manifest.built_games()[0]
     game_file = tiny_corpus / "games" / f"{entry.id}.z8"
-    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_lm_path), history_len=2, max_observation_chars=256)
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_lm_path), history_len=1, max_observation_chars=256, notes=2)
     steps = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.5, rng=np.random.default_rng(0), max_steps=40)
+    # The recipe read early is kept as a note once it leaves the 1-step window.
+    assert any(note[0] == READ_RECIPE and "Recipe" in note[1] for s in steps for note in s.notes)
     deviations = [i for i, s in enumerate(steps) if s.played is not None]
     assert deviations and all(s.episode == 1 for s in steps)
     with TextGame(game_file, max_steps=200, track_winning_plan=True) as game:
@@ -153,6 +159,7 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
         record = game.reset()
         assert READ_RECIPE not in game.winning_plan() and READ_RECIPE in walkthrough
         read = False
+        history: list[HistoryStep] = []
         for step in steps:
             assert (step.observation, step.candidates) == (record.observation, record.candidates)
             if step.step <= deviations[0]:
@@ -162,10 +169,13 @@ def test_noisy_expert_states_are_replayable_and_labelled_by_a_reading_expert(tin
             else:
                 assert step.action == game.winning_plan()[0]
             assert step.played != step.action
-            assert step.prompt == builder.build(step.history_steps(), step.observation, step.candidates)
+            assert step.prompt == builder.build(history, step.observation, step.candidates)
+            assert step.note_list() == builder.visible(history)[0]
             read = read or (step.played or step.action) == READ_RECIPE
-            record = game.step(step.played or step.action)
-            assert step.reward == record.reward
+            following = game.step(step.played or step.action)
+            assert step.reward == following.reward
+            history.append(HistoryStep(record.observation, step.played or step.action, following.reward))
+            record = following
         assert record.done or game.winning_plan() is None or len(steps) == 40
 
         clean = play_noisy_expert(game_file, entry.id, builder, episode=1, noise=0.0, rng=np.random.default_rng(0), max_steps=40)
@@ -282,6 +292,7 @@ def test_corpus_defaults_are_debug_yaml_prompt_settings() -> None:
     prior = yaml.safe_load(DEBUG.read_text())["model"]["prior"]
     assert prior["history_len"] == DEFAULT_HISTORY_LEN
     assert prior["max_observation_chars"] == DEFAULT_MAX_OBSERVATION_CHARS
+    assert prior["notes"] == DEFAULT_NOTES
     assert prior.get("use_chat_template", True)
 
 

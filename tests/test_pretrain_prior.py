@@ -100,9 +100,18 @@ def test_a_prompt_that_is_not_the_built_prompt_is_refused(tiny_corpus: Path) -> 
     steps[1].prompt = steps[1].prompt.replace("Valid actions:", "Actions:")
     with pytest.raises(PriorZeroInputError, match="stored prompt is not what PromptBuilder builds"):
         check_prompts(steps, builder)
-    other = PromptBuilder(template_tokenizer(), history_len=manifest.prompt.history_len - 1)
+    other = PromptBuilder(template_tokenizer(), history_len=manifest.prompt.history_len - 1, notes=manifest.prompt.notes)
     with pytest.raises(PriorZeroInputError, match="stored prompt"):
         check_prompts(list(read_records(tiny_corpus / "records.jsonl")), other)
+    # A record whose notes the corpus's settings would not show is refused, even when its prompt
+    # was rendered from them.
+    noted = list(read_records(tiny_corpus / "records.jsonl"))
+    late = max(noted, key=lambda s: s.step)
+    late.notes = [["examine cookbook", "Recipe #1"]]
+    late.prompt = builder.render(late.note_list(), late.history_steps(), late.observation, late.candidates)
+    assert manifest.prompt.notes == 0
+    with pytest.raises(PriorZeroInputError, match=f"{late.game} step {late.step}: the stored prompt"):
+        check_prompts(noted, builder)
 
 
 def test_a_prompt_longer_than_the_context_fails_loudly(tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,6 +225,7 @@ def test_embedded_is_the_shipped_pretrained_prior() -> None:
     assert model_section["llm"]["path"] == "embedded"
     assert prior["history_len"] == corpus.prompt.history_len
     assert prior["max_observation_chars"] == corpus.prompt.max_observation_chars
+    assert prior["notes"] == corpus.prompt.notes
     assert prior.get("use_chat_template", True) == corpus.prompt.use_chat_template
     assert prior["length_normalise"] == report["config"]["length_normalise"]
     assert tokenizer.chat_template == corpus.prompt.chat_template

@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.prior.prompt import PLAIN_ANSWER_CUE, PROMPT_VERSION, SYSTEM_INSTRUCTION, HistoryStep, PromptBuilder
+from priorzero_pl.prior.prompt import PLAIN_ANSWER_CUE, PROMPT_VERSION, SYSTEM_INSTRUCTION, HistoryStep, Note, PromptBuilder
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,40 @@ def test_bad_arguments(tokenizer: PreTrainedTokenizerBase) -> None:
         PromptBuilder(tokenizer, max_observation_chars=0)
     with pytest.raises(PriorZeroInputError, match="candidate"):
         PromptBuilder(tokenizer).build([], "obs", [])
+
+
+def test_notes_keep_what_reading_showed_after_it_leaves_the_history(tokenizer: PreTrainedTokenizerBase) -> None:
+    recipe = "Recipe #1. Ingredients: red potato. Directions: chop the red potato, fry the red potato, prepare meal."
+    history = [  # each step: what the game showed, then what was done there
+        HistoryStep("Kitchen. A cookbook is here.", "examine cookbook", 0.0),
+        HistoryStep(recipe, "examine sofa", 0.0),
+        HistoryStep("The sofa is comfy.", "take red potato", 1.0),
+        HistoryStep("You take the red potato.", "examine cookbook", 0.0),
+        HistoryStep(recipe, "go east", 0.0),
+        HistoryStep("Garden.", "go west", 0.0),
+        HistoryStep("Kitchen.", "open fridge", 0.0),
+    ]
+    builder = PromptBuilder(tokenizer, history_len=2, use_chat_template=False, notes=2)
+    notes, recent = builder.visible(history)
+    assert recent == history[-2:]
+    # A note is the reading action and the game's answer (the next observation), oldest first;
+    # the first cookbook reading repeats the second's text and is not noted twice.
+    assert notes == [Note("examine sofa", "The sofa is comfy."), Note("examine cookbook", recipe)]
+    prompt = builder.build(history, "Kitchen.", CANDIDATES)
+    assert prompt.index("Notes from earlier reading") < prompt.index(f"Result: {recipe}") < prompt.index("Recent history")
+    assert prompt == builder.render(notes, recent, "Kitchen.", CANDIDATES)
+    assert recipe not in PromptBuilder(tokenizer, history_len=2, use_chat_template=False, notes=0).build(history, "x", CANDIDATES)
+
+    assert PromptBuilder(tokenizer, history_len=2, notes=1).visible(history)[0] == [Note("examine cookbook", recipe)]
+    # A reading whose answer the window still shows is not noted.
+    assert PromptBuilder(tokenizer, history_len=3, notes=2).visible(history)[0] == [Note("examine sofa", "The sofa is comfy.")]
+    assert PromptBuilder(tokenizer, history_len=7, notes=2).visible(history) == ([], history)
+    # No history shown: notes still come from the whole episode, all but the last step (its
+    # answer is the current observation).
+    assert PromptBuilder(tokenizer, history_len=0, notes=2).visible(history)[0] == notes
+    assert PromptBuilder(tokenizer, history_len=0, notes=2).visible(history[:1]) == ([], [])
+
+
+def test_notes_must_be_a_count(tokenizer: PreTrainedTokenizerBase) -> None:
+    with pytest.raises(PriorZeroInputError, match="notes must be >= 0"):
+        PromptBuilder(tokenizer, notes=-1)

@@ -192,7 +192,7 @@ BAD_VALUES: dict[str, Any] = {
     "model.mcts.prior_mode": "llm", "model.mcts.prior_weight": 2.0, "model.mcts.prior_temperature": 0.0,
     "model.mcts.prior_depth": -1,
     "model.prior.backends": [], "model.prior.vllm_required": True, "model.prior.temperature": NAN,
-    "model.prior.history_len": -1, "model.prior.max_observation_chars": 0, "model.prior.cache_size": -1,
+    "model.prior.history_len": -1, "model.prior.max_observation_chars": 0, "model.prior.notes": -1, "model.prior.cache_size": -1,
     "model.prior.vllm_timeout_s": math.inf, "model.prior.vllm_retries": -1, "model.prior.vllm_gpu_memory_utilization": 0.0,
     "model.optim.world_model_lr": 0.0, "model.optim.llm_lr": NAN, "model.optim.weight_decay": -0.01,
     "model.optim.warmup_steps": -1,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_LEN = 4
 DEFAULT_MAX_OBSERVATION_CHARS = 512
+DEFAULT_NOTES = 0
 """The prompt settings of ``configs/debug.yaml``'s ``model.prior`` (a test keeps them equal)."""
 
 DEFAULT_NOISY_EPISODES = 3
@@ -49,6 +50,7 @@ def build_corpus(
     *,
     history_len: int = DEFAULT_HISTORY_LEN,
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
+    notes: int = DEFAULT_NOTES,
     use_chat_template: bool = True,
     noisy_episodes: int = DEFAULT_NOISY_EPISODES,
     noise: float = DEFAULT_NOISE,
@@ -74,6 +76,7 @@ def build_corpus(
         history_len=history_len,
         max_observation_chars=max_observation_chars,
         use_chat_template=use_chat_template,
+        notes=notes,
     )
     entries: list[GameEntry] = []
     steps: list[CorpusStep] = []
@@ -129,6 +132,7 @@ def build_corpus(
             max_observation_chars=max_observation_chars,
             use_chat_template=builder.use_chat_template,
             chat_template=builder.tokenizer.chat_template if builder.use_chat_template else None,
+            notes=notes,
         ),
         split_rule=split_rule(),
         noisy_episodes=noisy_episodes,
@@ -194,6 +198,8 @@ def parser() -> argparse.ArgumentParser:
                    help="noise-injected expert episodes per game, labelled by TextWorld's winning plan (default: %(default)s)")
     p.add_argument("--noise", type=float, default=DEFAULT_NOISE,
                    help="chance that a noisy episode's step plays a random other candidate (default: %(default)s)")
+    p.add_argument("--notes", type=int, default=DEFAULT_NOTES,
+                   help="prompt setting: older reading steps kept as notes (default: %(default)s)")
     p.add_argument("--no-chat-template", action="store_true", help="render plain prompts instead of chat turns")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -216,7 +222,7 @@ def main(argv: Sequence[str]) -> CorpusManifest:
             "--seed-start", str(plan.seed_start), "--families", ",".join(f"{k}={v:g}" for k, v in family_weights.items()),
             *(["--cooking", _join(plan.cooking_options)] if plan.cooking_options is not None else []),
             "--history-len", str(args.history_len), "--max-observation-chars", str(args.max_observation_chars),
-            "--noisy-episodes", str(args.noisy_episodes), "--noise", f"{args.noise:g}",
+            "--notes", str(args.notes), "--noisy-episodes", str(args.noisy_episodes), "--noise", f"{args.noise:g}",
             *(["--no-chat-template"] if args.no_chat_template else []),
         ]
     )
@@ -225,6 +231,7 @@ def main(argv: Sequence[str]) -> CorpusManifest:
         plan,
         history_len=args.history_len,
         max_observation_chars=args.max_observation_chars,
+        notes=args.notes,
         use_chat_template=not args.no_chat_template,
         noisy_episodes=args.noisy_episodes,
         noise=args.noise,

@@ -30,6 +30,8 @@ class PromptSettings:
     use_chat_template: bool
     chat_template: str | None
     """The template the prompts were rendered with (None: the plain template)."""
+    notes: int = 0
+    """Older reading steps shown as notes (``model.prior.notes``; 0 before notes existed)."""
 
 
 @dataclass

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from priorzero_pl.errors import PriorZeroInputError
-from priorzero_pl.prior.prompt import HistoryStep
+from priorzero_pl.prior.prompt import HistoryStep, Note
 
 RECORDS_FILE = "records.jsonl"
 
@@ -25,7 +25,7 @@ class CorpusStep:
     Attributes:
         game: the manifest id of the game (its file stem).
         step: index of the step in its episode (0 = after reset).
-        history: the past steps the prompt shows, oldest first, each ``[observation, action, reward]``.
+        history: the recent past steps the prompt shows, oldest first, each ``[observation, action, reward]``.
         observation: the game's text at this step, as ``TextGame`` returned it.
         candidates: ``[A]`` the valid actions ``TextGame`` offered (sorted, what the agent chooses from).
         action: the expert's command: the walkthrough's (episode 0), else the first of TextWorld's
@@ -38,6 +38,8 @@ class CorpusStep:
         episode: 0 for the walkthrough, n >= 1 for the n-th noise-injected expert episode.
         played: the command sent instead of ``action`` when the noise replaced it (None: ``action``
             was played); it is what the next steps' history shows.
+        notes: the older reading steps the prompt shows as notes, oldest first, each
+            ``[action, text]`` (:meth:`PromptBuilder.visible`).
     """
 
     game: str
@@ -51,6 +53,7 @@ class CorpusStep:
     prompt: str
     episode: int = 0
     played: str | None = None
+    notes: list[list[str]] = field(default_factory=list)
 
     @property
     def scorable(self) -> bool:
@@ -60,6 +63,10 @@ class CorpusStep:
     def history_steps(self) -> list[HistoryStep]:
         """``history`` as the prompt builder's :class:`HistoryStep` s."""
         return [HistoryStep(str(o), str(a), float(r)) for o, a, r in self.history]  # type: ignore[arg-type]
+
+    def note_list(self) -> list[Note]:
+        """``notes`` as the prompt builder's :class:`Note` s."""
+        return [Note(str(action), str(text)) for action, text in self.notes]
 
 
 def to_line(step: CorpusStep) -> str:

@@ -53,7 +53,7 @@ def play_walkthrough(game_file: Path, game_id: str, prompt_builder: PromptBuilde
     """Reset ``game_file``, play its walkthrough (:func:`without_detours` where that still wins) to
     the end and record every step.
 
-    A step's history is the last ``prompt_builder.history_len`` steps, the ones its prompt shows.
+    A step's history is what its prompt shows: the last ``prompt_builder.history_len`` steps and the notes.
     """
     with TextGame(game_file, max_steps=1_000_000) as game:
         walkthrough = game.walkthrough()
@@ -109,20 +109,21 @@ def record_step(
     episode: int = 0,
     played: str | None = None,
 ) -> CorpusStep:
-    """The corpus record of one step: what the agent saw at ``record`` (the prompt with the last
-    ``history_len`` steps), the expert's ``label``, and what the command played (``played``, else
-    the label) earned on the way to ``following``."""
-    shown = history[-prompt_builder.history_len :] if prompt_builder.history_len else []
+    """The corpus record of one step: what the agent saw at ``record`` (the prompt with its notes
+    and last ``history_len`` steps), the expert's ``label``, and what the command played
+    (``played``, else the label) earned on the way to ``following``."""
+    notes, shown = prompt_builder.visible(history)
     return CorpusStep(
         game=game_id,
         step=index,
         history=[[h.observation, h.action, h.reward] for h in shown],
+        notes=[[note.action, note.text] for note in notes],
         observation=record.observation,
         candidates=list(record.candidates),
         action=label,
         action_index=record.candidates.index(label) if label in record.candidates else -1,
         reward=following.reward,
-        prompt=prompt_builder.build(history, record.observation, record.candidates),
+        prompt=prompt_builder.render(notes, shown, record.observation, record.candidates),
         episode=episode,
         played=None if played == label else played,
     )

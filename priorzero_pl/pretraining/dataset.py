@@ -59,6 +59,7 @@ def prompt_builder_for(manifest: CorpusManifest, tokenizer: PreTrainedTokenizerB
         history_len=settings.history_len,
         max_observation_chars=settings.max_observation_chars,
         use_chat_template=settings.use_chat_template,
+        notes=settings.notes,
     )
     if settings.use_chat_template and tokenizer.chat_template != settings.chat_template:
         raise PriorZeroInputError("the tokenizer's chat template differs from the one the corpus prompts were rendered with")
@@ -66,9 +67,11 @@ def prompt_builder_for(manifest: CorpusManifest, tokenizer: PreTrainedTokenizerB
 
 
 def check_prompts(steps: Sequence[CorpusStep], builder: PromptBuilder) -> None:
-    """Fail unless each stored prompt is exactly what ``builder`` builds for its step."""
+    """Fail unless each stored prompt is exactly what ``builder`` builds for its step: its stored
+    window of history and notes fit the builder's settings, and rendering them gives the prompt."""
     for step in steps:
-        if builder.build(step.history_steps(), step.observation, step.candidates) != step.prompt:
+        window = len(step.history) == min(step.step, builder.history_len) and len(step.notes) <= builder.notes
+        if not window or builder.render(step.note_list(), step.history_steps(), step.observation, step.candidates) != step.prompt:
             raise PriorZeroInputError(
                 f"{step.game} step {step.step}: the stored prompt is not what PromptBuilder builds with the corpus's "
                 "settings; rebuild the corpus with this code"

@@ -38,6 +38,8 @@ class PriorConfig:
     """Past steps (observation, action, reward) shown in the prompt."""
     max_observation_chars: int = 512
     """Each observation in the prompt is cut to this many characters."""
+    notes: int = 0
+    """Reading steps (examine, read) from before the history kept in the prompt as notes."""
     use_chat_template: bool = True
     """Wrap the prompt in the tokenizer's chat template when it has one."""
     cache_size: int = 4096
@@ -67,6 +69,7 @@ class PriorConfig:
         require_number(key + "temperature", self.temperature, above=0)
         require_int(key + "history_len", self.history_len, minimum=0)
         require_int(key + "max_observation_chars", self.max_observation_chars, minimum=1)
+        require_int(key + "notes", self.notes, minimum=0)
         require_int(key + "cache_size", self.cache_size, minimum=0)
         require_number(key + "vllm_timeout_s", self.vllm_timeout_s, above=0)
         require_int(key + "vllm_retries", self.vllm_retries, minimum=0)
@@ -74,12 +77,13 @@ class PriorConfig:
 
 
 def build_prompt_builder(config: PriorConfig, tokenizer: PreTrainedTokenizerBase) -> PromptBuilder:
-    """The prompt builder that matches ``config`` (history length, observation cut, template)."""
+    """The prompt builder that matches ``config`` (history length, observation cut, template, notes)."""
     return PromptBuilder(
         tokenizer,
         history_len=config.history_len,
         max_observation_chars=config.max_observation_chars,
         use_chat_template=config.use_chat_template,
+        notes=config.notes,
     )
 
 

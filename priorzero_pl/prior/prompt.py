@@ -30,6 +30,11 @@ PLAIN_ANSWER_CUE = "Next action:\n"
 apart from the following word, so the action's first token does not merge into the prompt."""
 
 
+READING_VERBS = ("examine ", "read ", "look at ", "x ")
+"""Commands whose answer is text to remember (a recipe, a note, an inscription), not a change of
+state: they are what a player re-reads, and what a few steps of history forget first."""
+
+
 @dataclass
 class HistoryStep:
     """One past step shown to the prior: what the game said, what was done, what it paid."""
@@ -37,6 +42,19 @@ class HistoryStep:
     observation: str
     action: str
     reward: float
+
+
+@dataclass
+class Note:
+    """A reading action from earlier in the episode and the text the game answered with."""
+
+    action: str
+    text: str
+
+
+def is_reading(action: str) -> bool:
+    """Whether ``action`` starts with one of :data:`READING_VERBS`."""
+    return action.strip().lower().startswith(READING_VERBS)
 
 
 def _cut(text: str, max_chars: int) -> str:
@@ -56,6 +74,10 @@ class PromptBuilder:
         tokenizer: its chat template (when present and ``use_chat_template``) wraps the prompt as
             a system + user turn followed by the assistant generation prompt.
         history_len: how many most recent steps are shown (0 shows none).
+        notes: how many reading steps (:data:`READING_VERBS`) from before those recent steps are
+            kept as notes, the newest ones with distinct observations. Without them a cooking
+            game's recipe leaves the prompt four steps after the cookbook was read, and the prior
+            is left guessing between slicing and chopping, which can lose the game.
         max_observation_chars: each observation (past and current) is cut to this many characters,
             so a verbose game cannot push the candidates out of the model's context.
         use_chat_template: False forces the plain template even for chat models.
@@ -67,25 +89,56 @@ class PromptBuilder:
         history_len: int = 4,
         max_observation_chars: int = 512,
         use_chat_template: bool = True,
+        notes: int = 0,
     ) -> None:
         if history_len < 0:
             raise PriorZeroInputError(f"history_len must be >= 0, got {history_len}")
+        if notes < 0:
+            raise PriorZeroInputError(f"notes must be >= 0, got {notes}")
         if max_observation_chars <= 0:
             raise PriorZeroInputError(f"max_observation_chars must be > 0, got {max_observation_chars}")
         self.tokenizer = tokenizer
         self.history_len = history_len
+        self.notes = notes
         self.max_observation_chars = max_observation_chars
         self.use_chat_template = use_chat_template and bool(getattr(tokenizer, "chat_template", None))
 
-    def user_message(self, history: Sequence[HistoryStep], observation: str, candidates: Sequence[str]) -> str:
-        """The body of the prompt (history, observation, candidates, instruction), template-free."""
+    def visible(self, history: Sequence[HistoryStep]) -> tuple[list[Note], list[HistoryStep]]:
+        """``(notes, recent)``: what the prompt shows of ``history`` (the whole episode so far).
+
+        A reading step's note is what the game answered, the *next* step's observation; notes
+        come from before the recent steps, and a text the prompt already shows is not noted again.
+        """
+        past = list(history)
+        start = max(0, len(past) - self.history_len) if self.history_len else len(past)
+        recent = past[start:]
+        seen = {step.observation.strip() for step in recent}
+        notes: list[Note] = []
+        for index in range(min(start, len(past) - 1) - 1, -1, -1):
+            if len(notes) == self.notes:
+                break
+            answer = past[index + 1].observation
+            if is_reading(past[index].action) and answer.strip() not in seen:
+                seen.add(answer.strip())
+                notes.append(Note(past[index].action, answer))
+        return notes[::-1], recent
+
+    def user_message(
+        self, notes: Sequence[Note], recent: Sequence[HistoryStep], observation: str, candidates: Sequence[str]
+    ) -> str:
+        """The body of the prompt (notes, recent history, observation, candidates, instruction), template-free."""
         if not candidates:
             raise PriorZeroInputError("a prompt needs at least one candidate action")
         parts: list[str] = []
-        shown = list(history)[-self.history_len :] if self.history_len else []
-        if shown:
+        if notes:
+            lines = ["Notes from earlier reading (oldest first):"]
+            for note in notes:
+                lines.append(f"Action: {note.action}")
+                lines.append(f"Result: {_cut(note.text, self.max_observation_chars)}")
+            parts.append("\n".join(lines))
+        if recent:
             lines = ["Recent history (oldest first):"]
-            for step in shown:
+            for step in recent:
                 lines.append(f"Observation: {_cut(step.observation, self.max_observation_chars)}")
                 lines.append(f"Action: {step.action}")
                 lines.append(f"Reward: {_format_reward(step.reward)}")
@@ -96,8 +149,15 @@ class PromptBuilder:
         return "\n\n".join(parts)
 
     def build(self, history: Sequence[HistoryStep], observation: str, candidates: Sequence[str]) -> str:
-        """The full prompt; a candidate's score is the log-prob of its text (then eos) after it."""
-        user = self.user_message(history, observation, candidates)
+        """The full prompt after ``history`` (the episode so far); a candidate's score is the
+        log-prob of its text (then eos) after it."""
+        return self.render(*self.visible(history), observation, candidates)
+
+    def render(
+        self, notes: Sequence[Note], recent: Sequence[HistoryStep], observation: str, candidates: Sequence[str]
+    ) -> str:
+        """The full prompt from what :meth:`visible` selected (a corpus record stores just that)."""
+        user = self.user_message(notes, recent, observation, candidates)
         if not self.use_chat_template:
             return f"{SYSTEM_INSTRUCTION}\n\n{user}\n\n{PLAIN_ANSWER_CUE}"
         messages = [{"role": "system", "content": SYSTEM_INSTRUCTION}, {"role": "user", "content": user}]
