@@ -75,9 +75,9 @@ class PromptBuilder:
             a system + user turn followed by the assistant generation prompt.
         history_len: how many most recent steps are shown (0 shows none).
         notes: how many reading steps (:data:`READING_VERBS`) from before those recent steps are
-            kept as notes, the newest ones with distinct observations. Without them a cooking
-            game's recipe leaves the prompt four steps after the cookbook was read, and the prior
-            is left guessing between slicing and chopping, which can lose the game.
+            kept as notes, the newest ones with distinct answers. Without them a cooking game's
+            recipe leaves a 4-step history four steps after the cookbook was read. (The shipped
+            tiny prior, retrained with 2 notes, did not play better: README, "embedded prior".)
         max_observation_chars: each observation (past and current) is cut to this many characters,
             so a verbose game cannot push the candidates out of the model's context.
         use_chat_template: False forces the plain template even for chat models.
